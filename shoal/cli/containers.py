@@ -1,0 +1,3 @@
+"""CLI commands: containers (not built yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""CLI commands: daemon (not built yet)."""
+
+COMMANDS: list = []

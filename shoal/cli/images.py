@@ -1,0 +1,3 @@
+"""CLI commands: images (not built yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,56 @@
+"""Entry point of the `shoal` command: one click group, one module per command family."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from shoal import __version__
+
+# Modules that export COMMANDS: list[click.Command]. Order is the order of `shoal --help`.
+COMMAND_MODULES = (
+    "shoal.cli.daemon",
+    "shoal.cli.resources",
+    "shoal.cli.containers",
+    "shoal.cli.images",
+    "shoal.cli.mesh",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shoal")
+@click.option(
+    "--state-dir",
+    envvar="SHOAL_STATE_DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="State directory (default /var/lib/shoal; env SHOAL_STATE_DIR).",
+)
+@click.pass_context
+def cli(ctx: click.Context, state_dir: str | None) -> None:
+    """shoal: containers, orchestration and a service mesh on one machine."""
+    ctx.ensure_object(dict)
+    ctx.obj["state_dir"] = state_dir
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="shoal")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

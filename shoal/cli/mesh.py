@@ -1,0 +1,3 @@
+"""CLI commands: mesh (not built yet)."""
+
+COMMANDS: list = []

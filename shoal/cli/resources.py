@@ -1,0 +1,3 @@
+"""CLI commands: resources (not built yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,1 @@
+"""shoal.node (being built)."""
