@@ -1,0 +1,232 @@
+"""API errors: one family, each carrying the Kubernetes `Status` reason and HTTP code.
+
+The API server turns any `StatusError` into a Kubernetes `Status` object with exactly this
+code, reason and message (`to_status`); the in-process and HTTP clients raise the same
+types, so controllers handle errors the same way whichever client they run on.
+
+Validation collects every problem before failing: `Invalid` carries a list of `FieldError`
+whose text follows Kubernetes (`spec.replicas: Invalid value: -1: must be greater than or
+equal to 0`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from shoal.errors import ShoalError
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One problem at one field path, worded like Kubernetes' field.Error."""
+
+    path: str
+    """Dotted field path with list indexes, e.g. spec.template.spec.containers[0].image."""
+    type: str
+    """Kubernetes error type: 'Required value', 'Invalid value', 'Unsupported value',
+    'Forbidden', 'Duplicate value', 'Too long', 'Not found', 'Unknown field'."""
+    detail: str = ""
+    value: Any = dataclasses.field(default=None)
+    has_value: bool = False
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.type}"
+        if self.has_value:
+            text += f": {self.value!r}" if isinstance(self.value, str) else f": {self.value}"
+        if self.detail:
+            text += f": {self.detail}"
+        return text
+
+    @property
+    def reason(self) -> str:
+        """The Kubernetes StatusCause reason (FieldValueRequired, ...)."""
+        return _CAUSE_REASONS.get(self.type, "FieldValueInvalid")
+
+
+_CAUSE_REASONS = {
+    "Required value": "FieldValueRequired",
+    "Invalid value": "FieldValueInvalid",
+    "Unsupported value": "FieldValueNotSupported",
+    "Forbidden": "FieldValueForbidden",
+    "Duplicate value": "FieldValueDuplicate",
+    "Too long": "FieldValueTooLong",
+    "Not found": "FieldValueNotFound",
+    "Unknown field": "FieldValueInvalid",
+}
+
+
+def required(path: str, detail: str = "") -> FieldError:
+    return FieldError(path, "Required value", detail)
+
+
+def invalid(path: str, value: Any, detail: str) -> FieldError:
+    return FieldError(path, "Invalid value", detail, value, True)
+
+
+def unsupported(path: str, value: Any, allowed: list[str]) -> FieldError:
+    quoted = ", ".join(f'"{a}"' for a in allowed)
+    return FieldError(path, "Unsupported value", f"supported values: {quoted}", value, True)
+
+
+def forbidden(path: str, detail: str) -> FieldError:
+    return FieldError(path, "Forbidden", detail)
+
+
+def duplicate(path: str, value: Any) -> FieldError:
+    return FieldError(path, "Duplicate value", "", value, True)
+
+
+def unknown_field(path: str) -> FieldError:
+    return FieldError(path, "Unknown field", 'field not declared in schema')
+
+
+class StatusError(ShoalError):
+    """An API error with a Kubernetes Status reason and HTTP code."""
+
+    code = 500
+    reason = "InternalError"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            status["details"] = self.details
+        return status
+
+
+class BadRequest(StatusError):
+    code, reason = 400, "BadRequest"
+
+
+class Unauthorized(StatusError):
+    code, reason = 401, "Unauthorized"
+
+
+class Forbidden(StatusError):
+    code, reason = 403, "Forbidden"
+
+
+class NotFound(StatusError):
+    code, reason = 404, "NotFound"
+
+    @classmethod
+    def of(cls, resource: str, name: str) -> "NotFound":
+        group, _, kind = _split_resource(resource)
+        return cls(
+            f'{resource} "{name}" not found',
+            details={"name": name, "group": group, "kind": kind},
+        )
+
+
+class MethodNotAllowed(StatusError):
+    code, reason = 405, "MethodNotAllowed"
+
+
+class AlreadyExists(StatusError):
+    code, reason = 409, "AlreadyExists"
+
+    @classmethod
+    def of(cls, resource: str, name: str) -> "AlreadyExists":
+        group, _, kind = _split_resource(resource)
+        return cls(
+            f'{resource} "{name}" already exists',
+            details={"name": name, "group": group, "kind": kind},
+        )
+
+
+class Conflict(StatusError):
+    code, reason = 409, "Conflict"
+
+    @classmethod
+    def stale(cls, resource: str, name: str) -> "Conflict":
+        group, _, kind = _split_resource(resource)
+        return cls(
+            f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again",
+            details={"name": name, "group": group, "kind": kind},
+        )
+
+
+class Gone(StatusError):
+    """A watch or list asked for a revision that compaction already removed."""
+
+    code, reason = 410, "Expired"
+
+
+class RequestEntityTooLarge(StatusError):
+    code, reason = 413, "RequestEntityTooLarge"
+
+
+class UnsupportedMediaType(StatusError):
+    code, reason = 415, "UnsupportedMediaType"
+
+
+class Invalid(StatusError):
+    """The object failed validation; `errors` lists every field problem."""
+
+    code, reason = 422, "Invalid"
+
+    def __init__(self, kind: str, name: str, errors: list[FieldError], group: str = "") -> None:
+        joined = ", ".join(str(e) for e in errors)
+        super().__init__(
+            f'{kind} "{name}" is invalid: [{joined}]' if len(errors) > 1
+            else f'{kind} "{name}" is invalid: {joined}',
+            details={
+                "name": name,
+                "group": group,
+                "kind": kind,
+                "causes": [
+                    {"reason": e.reason, "message": str(e).partition(": ")[2], "field": e.path}
+                    for e in errors
+                ],
+            },
+        )
+        self.errors = errors
+
+
+class InternalError(StatusError):
+    code, reason = 500, "InternalError"
+
+
+class ServiceUnavailable(StatusError):
+    code, reason = 503, "ServiceUnavailable"
+
+
+def _split_resource(resource: str) -> tuple[str, str, str]:
+    """'deployments.apps' -> ('apps', '.', 'deployments'); 'pods' -> ('', '', 'pods')."""
+    plural, dot, group = resource.partition(".")
+    return group, dot, plural
+
+
+def from_status(status: dict[str, Any]) -> StatusError:
+    """The StatusError a Kubernetes Status object stands for (used by HTTP clients)."""
+    code = int(status.get("code") or 500)
+    reason = status.get("reason") or ""
+    message = status.get("message") or reason or f"HTTP {code}"
+    for cls in (AlreadyExists, Conflict, Invalid, NotFound, Gone, BadRequest, Unauthorized,
+                Forbidden, MethodNotAllowed, RequestEntityTooLarge, UnsupportedMediaType,
+                ServiceUnavailable):
+        if cls.reason == reason or (cls.code == code and cls not in (AlreadyExists, Invalid)):
+            if cls is Invalid:
+                err: StatusError = StatusError(message, details=status.get("details"))
+                err.code, err.reason = 422, "Invalid"
+                return err
+            err = cls.__new__(cls)
+            StatusError.__init__(err, message, details=status.get("details"))
+            return err
+    err = InternalError(message, details=status.get("details"))
+    err.code = code
+    return err
