@@ -1,0 +1,121 @@
+"""`ClusterSource`: the only way the mesh reads cluster state.
+
+The mesh needs a handful of Kubernetes kinds, as plain dicts in Kubernetes JSON shape:
+namespaces, services, endpoints, pods and PeerAuthentications (`KINDS`). A source gives
+a consistent `ClusterState` value on demand and tells when something changed; the
+control plane re-reads the state after a (debounced) change, level-based, so a source
+may coalesce or repeat change notices freely but must never lose the last one.
+
+Implementations:
+
+- `InMemorySource` here (tests, `shoal mesh inject`, benchmarks): `put`/`delete` dicts.
+- a store-backed one over `shoal.api.client.ApiClient` (list + watch per kind; written
+  by the daemon wiring: `snapshot()` = cached lists, `changes()` = watch events mapped
+  to `ClusterChange`).
+- later, one over a real Kubernetes API (same shape, kubernetes_asyncio or the
+  official client in a thread).
+
+Concurrency: `snapshot()` returns an immutable value (callers must not mutate the
+dicts); `changes()` may be iterated by one consumer at a time per call; each call
+returns an independent subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from typing import Any, AsyncIterator, Iterable, Mapping, Protocol
+
+Obj = dict[str, Any]
+
+NAMESPACES = "namespaces"
+SERVICES = "services"
+ENDPOINTS = "endpoints"
+PODS = "pods"
+PEER_AUTHENTICATIONS = "peerauthentications.security.istio.io"
+KINDS = (NAMESPACES, SERVICES, ENDPOINTS, PODS, PEER_AUTHENTICATIONS)
+"""Resource names as the ApiClient spells them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterChange:
+    """Something of `kind` named namespace/name changed (added, modified or deleted)."""
+
+    kind: str
+    namespace: str | None
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterState:
+    """A point-in-time view: kind -> {(namespace, name): object}. Treat as read-only."""
+
+    objects: Mapping[str, Mapping[tuple[str | None, str], Obj]] = dataclasses.field(
+        default_factory=dict)
+    revision: int = 0
+    """Increases with every change the source saw; equal revisions mean equal state."""
+
+    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        items = self.objects.get(kind, {})
+        return [o for (ns, _), o in sorted(items.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+                if namespace is None or ns == namespace]
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        return self.objects.get(kind, {}).get((namespace, name))
+
+    @classmethod
+    def of(cls, objects: Iterable[tuple[str, Obj]], revision: int = 0) -> "ClusterState":
+        """State from (kind, object) pairs; handy in tests."""
+        table: dict[str, dict[tuple[str | None, str], Obj]] = {k: {} for k in KINDS}
+        for kind, obj in objects:
+            meta = obj.get("metadata", {})
+            ns = None if kind == NAMESPACES else meta.get("namespace", "default")
+            table.setdefault(kind, {})[(ns, meta["name"])] = obj
+        return cls(table, revision)
+
+
+class ClusterSource(Protocol):
+    async def snapshot(self) -> ClusterState:
+        """The current state of every kind in KINDS."""
+
+    def changes(self) -> AsyncIterator[ClusterChange]:
+        """Change notices from now on, until the iterator is closed."""
+
+
+class InMemorySource:
+    """A ClusterSource over dicts held in memory. `put`/`delete` notify subscribers."""
+
+    def __init__(self, objects: Iterable[tuple[str, Obj]] = ()) -> None:
+        self._table: dict[str, dict[tuple[str | None, str], Obj]] = {k: {} for k in KINDS}
+        self._revision = 0
+        self._subscribers: set[asyncio.Queue[ClusterChange]] = set()
+        for kind, obj in objects:
+            self.put(kind, obj)
+
+    def put(self, kind: str, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        ns = None if kind == NAMESPACES else meta.get("namespace", "default")
+        self._table.setdefault(kind, {})[(ns, meta["name"])] = copy.deepcopy(obj)
+        self._notify(ClusterChange(kind, ns, meta["name"]))
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        if self._table.get(kind, {}).pop((namespace, name), None) is not None:
+            self._notify(ClusterChange(kind, namespace, name))
+
+    def _notify(self, change: ClusterChange) -> None:
+        self._revision += 1
+        for queue in self._subscribers:
+            queue.put_nowait(change)
+
+    async def snapshot(self) -> ClusterState:
+        return ClusterState({k: dict(v) for k, v in self._table.items()}, self._revision)
+
+    async def changes(self) -> AsyncIterator[ClusterChange]:
+        queue: asyncio.Queue[ClusterChange] = asyncio.Queue()
+        self._subscribers.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.discard(queue)
