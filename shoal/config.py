@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -104,6 +105,10 @@ class Settings:
         return self.state_dir / "shoal.log"
 
     @property
+    def settings_file(self) -> Path:
+        return self.state_dir / "settings.json"
+
+    @property
     def api_url(self) -> str:
         return f"https://{self.api_host}:{self.api_port}"
 
@@ -122,11 +127,31 @@ class Settings:
         if not 0 < low <= high < 65536:
             raise ValueError(f"node_port_range: expected LOW-HIGH within 1-65535, got {low}-{high}")
 
+    def save(self) -> None:
+        """Record these settings in the state dir, so every later command on this state
+        dir (`shoal get`, `shoal down`, ...) uses the ports and ranges the daemon uses."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = dataclasses.asdict(self)
+        data["state_dir"] = str(self.state_dir)
+        self.settings_file.write_text(json.dumps(data, indent=2) + "\n")
+
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
-        """Settings from SHOAL_* environment variables, then explicit overrides (non-None)."""
+        """Settings in this order of precedence: explicit overrides (non-None), SHOAL_*
+        environment variables, the settings the daemon saved in the state dir, defaults."""
         env = os.environ
         values: dict[str, object] = {}
+        state_dir = overrides.get("state_dir") or env.get("SHOAL_STATE_DIR") or DEFAULT_STATE_DIR
+        saved = Path(str(state_dir)) / "settings.json"
+        if saved.is_file():
+            try:
+                stored = json.loads(saved.read_text())
+            except ValueError:
+                raise ValueError(f"{saved}: not valid JSON; remove it or fix it") from None
+            names = {f.name for f in dataclasses.fields(cls)}
+            values.update({k: v for k, v in stored.items() if k in names})
+            if "node_port_range" in values:
+                values["node_port_range"] = tuple(values["node_port_range"])  # type: ignore[arg-type]
         if "SHOAL_STATE_DIR" in env:
             values["state_dir"] = Path(env["SHOAL_STATE_DIR"])
         for key, field in (
