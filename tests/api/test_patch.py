@@ -1,0 +1,411 @@
+"""PATCH semantics: RFC 7386, RFC 6902 and Kubernetes strategic merge patch as kubectl
+sends it."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from shoal.api import errors, patch
+
+
+# ----------------------------------------------------------------- RFC 7386 merge patch
+
+RFC7386_EXAMPLES = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize("target,body,expected", RFC7386_EXAMPLES)
+def test_merge_patch_rfc7386_examples(target, body, expected):
+    before = copy.deepcopy(target)
+    assert patch.merge_patch(target, body) == expected
+    assert target == before
+
+
+@pytest.mark.parametrize("body", [["c"], None, "bar", 3])
+def test_merge_patch_that_is_not_an_object_is_a_bad_request(body):
+    with pytest.raises(errors.BadRequest, match="merge patch must be a JSON object"):
+        patch.merge_patch({"a": "foo"}, body)
+
+
+def test_merge_patch_scales_and_labels_like_kubectl():
+    deploy = {"metadata": {"name": "web", "labels": {"app": "web", "tier": "x"}},
+              "spec": {"replicas": 1}}
+    # `kubectl scale` and `kubectl label tier- env=prod` send merge patches.
+    scaled = patch.merge_patch(deploy, {"spec": {"replicas": 3}})
+    labelled = patch.merge_patch(scaled, {"metadata": {"labels": {"env": "prod", "tier": None}}})
+    assert labelled == {"metadata": {"name": "web", "labels": {"app": "web", "env": "prod"}},
+                        "spec": {"replicas": 3}}
+
+
+# ----------------------------------------------------------------- RFC 6902 JSON patch
+
+
+@pytest.mark.parametrize("target,ops,expected", [
+    ({"foo": "bar"}, [{"op": "add", "path": "/baz", "value": "qux"}],
+     {"baz": "qux", "foo": "bar"}),
+    ({"foo": ["bar", "baz"]}, [{"op": "add", "path": "/foo/1", "value": "qux"}],
+     {"foo": ["bar", "qux", "baz"]}),
+    ({"baz": "qux", "foo": "bar"}, [{"op": "remove", "path": "/baz"}], {"foo": "bar"}),
+    ({"foo": ["bar", "qux", "baz"]}, [{"op": "remove", "path": "/foo/1"}],
+     {"foo": ["bar", "baz"]}),
+    ({"baz": "qux", "foo": "bar"}, [{"op": "replace", "path": "/baz", "value": "boo"}],
+     {"baz": "boo", "foo": "bar"}),
+    ({"foo": {"bar": "baz", "waldo": "fred"}, "qux": {"corge": "grault"}},
+     [{"op": "move", "from": "/foo/waldo", "path": "/qux/thud"}],
+     {"foo": {"bar": "baz"}, "qux": {"corge": "grault", "thud": "fred"}}),
+    ({"foo": ["all", "grass", "cows", "eat"]},
+     [{"op": "move", "from": "/foo/1", "path": "/foo/3"}],
+     {"foo": ["all", "cows", "eat", "grass"]}),
+    ({"baz": "qux", "foo": ["a", 2, "c"]},
+     [{"op": "test", "path": "/baz", "value": "qux"}, {"op": "test", "path": "/foo/1", "value": 2}],
+     {"baz": "qux", "foo": ["a", 2, "c"]}),
+    ({"foo": "bar"}, [{"op": "add", "path": "/child", "value": {"grandchild": {}}}],
+     {"foo": "bar", "child": {"grandchild": {}}}),
+    ({"/": 9, "~1": 10}, [{"op": "test", "path": "/~01", "value": 10}], {"/": 9, "~1": 10}),
+    ({"foo": ["bar"]}, [{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}],
+     {"foo": ["bar", ["abc", "def"]]}),
+])
+def test_json_patch_rfc6902_examples(target, ops, expected):
+    before = copy.deepcopy(target)
+    assert patch.json_patch(target, ops) == expected
+    assert target == before
+
+
+def test_json_patch_failing_test_is_invalid_422():
+    obj = {"kind": "Pod", "metadata": {"name": "p"}, "baz": "qux"}
+    with pytest.raises(errors.Invalid) as caught:
+        patch.json_patch(obj, [{"op": "test", "path": "/baz", "value": "bar"}])
+    assert caught.value.code == 422
+    assert caught.value.message.startswith('Pod "p" is invalid: patch: Invalid value: test')
+
+
+@pytest.mark.parametrize("ops", [
+    [{"op": "add", "path": "/baz/bat", "value": "qux"}],   # RFC 6902 A.12: no parent
+    [{"op": "remove", "path": "/nothing"}],
+    [{"op": "replace", "path": "/spec/none", "value": 1}],
+    [{"op": "test", "path": "/~01", "value": "10"}],        # A.15: "10" is not 10
+])
+def test_json_patch_that_cannot_apply_is_invalid(ops):
+    with pytest.raises(errors.Invalid):
+        patch.json_patch({"foo": "bar", "~1": 10}, ops)
+
+
+@pytest.mark.parametrize("ops,words", [
+    ({"op": "add"}, "JSON array of operations"),
+    (["add"], "operation 0 must be a JSON object"),
+    ([{"path": "/a"}], "no 'op' member"),
+    ([{"op": "add", "value": 1}], "'path' must be a JSON pointer"),
+    ([{"op": "add", "path": "a", "value": 1}], "'path' must be a JSON pointer"),
+    ([{"op": "move", "path": "/a"}], "'from' must be a JSON pointer"),
+    ([{"op": "frobnicate", "path": "/a"}], "invalid json patch"),
+    ([{"op": "add", "path": "/a"}], "invalid json patch"),
+])
+def test_malformed_json_patch_is_a_bad_request(ops, words):
+    with pytest.raises(errors.BadRequest, match=words):
+        patch.json_patch({"a": 1}, ops)
+
+
+# ----------------------------------------------------------------- strategic merge patch
+
+
+def pod(*containers, **spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": list(containers), **spec}}
+
+
+def names(items):
+    return [i["name"] for i in items]
+
+
+def test_containers_merge_by_name():
+    live = pod({"name": "web", "image": "nginx:1.25", "args": ["-x"]},
+               {"name": "proxy", "image": "envoy:1"})
+    before = copy.deepcopy(live)
+    out = patch.strategic_merge_patch(
+        live, {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}, "Pod")
+    assert out["spec"]["containers"] == [
+        {"name": "web", "image": "nginx:1.27", "args": ["-x"]},
+        {"name": "proxy", "image": "envoy:1"},
+    ]
+    assert live == before
+
+
+def test_new_container_is_added_and_kept():
+    live = pod({"name": "web", "image": "nginx"})
+    out = patch.strategic_merge_patch(
+        live, {"spec": {"containers": [{"name": "log", "image": "busybox"}]}}, "Pod")
+    assert sorted(names(out["spec"]["containers"])) == ["log", "web"]
+
+
+def test_env_merges_by_name_and_ports_by_container_port():
+    live = pod({"name": "web", "image": "nginx",
+                "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                "ports": [{"containerPort": 80, "name": "http"}, {"containerPort": 443}]})
+    out = patch.strategic_merge_patch(live, {"spec": {"containers": [{
+        "name": "web",
+        "env": [{"name": "B", "value": "20"}, {"name": "C", "value": "3"}],
+        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+    }]}}, "Pod")
+    web = out["spec"]["containers"][0]
+    assert {e["name"]: e["value"] for e in web["env"]} == {"A": "1", "B": "20", "C": "3"}
+    assert web["ports"] == [{"containerPort": 80, "name": "http", "protocol": "TCP"},
+                            {"containerPort": 443}]
+
+
+def test_service_ports_merge_by_port():
+    svc = {"kind": "Service", "metadata": {"name": "s"},
+           "spec": {"selector": {"app": "a", "tier": "b"},
+                    "ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]}}
+    out = patch.strategic_merge_patch(svc, {"spec": {
+        "ports": [{"port": 80, "targetPort": 9090}], "selector": {"tier": None}}}, "Service")
+    assert out["spec"]["ports"] == [{"port": 80, "targetPort": 9090}, {"port": 443}]
+    assert out["spec"]["selector"] == {"app": "a"}
+
+
+def test_patch_delete_directive_removes_a_container():
+    live = pod({"name": "web", "image": "nginx"}, {"name": "proxy", "image": "envoy"})
+    out = patch.strategic_merge_patch(
+        live, {"spec": {"containers": [{"name": "proxy", "$patch": "delete"}]}}, "Pod")
+    assert names(out["spec"]["containers"]) == ["web"]
+
+
+def test_patch_replace_directive_on_list_and_map():
+    live = pod({"name": "web", "image": "nginx"}, {"name": "proxy", "image": "envoy"},
+               nodeSelector={"a": "1", "b": "2"})
+    out = patch.strategic_merge_patch(live, {"spec": {
+        "containers": [{"name": "only", "image": "x"}, {"$patch": "replace"}],
+        "nodeSelector": {"c": "3", "$patch": "replace"},
+    }}, "Pod")
+    assert out["spec"]["containers"] == [{"name": "only", "image": "x"}]
+    assert out["spec"]["nodeSelector"] == {"c": "3"}
+
+
+def test_patch_delete_directive_on_a_map_empties_it():
+    live = pod({"name": "web"}, nodeSelector={"a": "1"})
+    out = patch.strategic_merge_patch(live, {"spec": {"nodeSelector": {"$patch": "delete"}}}, "Pod")
+    assert out["spec"]["nodeSelector"] == {}
+
+
+def test_null_deletes_a_key_and_lists_without_strategy_are_replaced():
+    live = pod({"name": "web", "image": "nginx", "command": ["a", "b"]},
+               tolerations=[{"key": "x", "operator": "Exists"}], hostname="h")
+    out = patch.strategic_merge_patch(live, {"spec": {
+        "hostname": None,
+        "tolerations": [{"key": "y", "operator": "Exists"}],
+        "containers": [{"name": "web", "command": ["c"]}],
+    }}, "Pod")
+    assert "hostname" not in out["spec"]
+    assert out["spec"]["tolerations"] == [{"key": "y", "operator": "Exists"}]
+    assert out["spec"]["containers"][0]["command"] == ["c"]
+
+
+def test_set_element_order_reorders_containers():
+    live = pod({"name": "a", "image": "1"}, {"name": "b", "image": "2"}, {"name": "c", "image": "3"})
+    out = patch.strategic_merge_patch(live, {"spec": {
+        "$setElementOrder/containers": [{"name": "c"}, {"name": "a"}, {"name": "b"}],
+        "containers": [{"name": "a", "image": "10"}],
+    }}, "Pod")
+    assert [(c["name"], c["image"]) for c in out["spec"]["containers"]] == [
+        ("c", "3"), ("a", "10"), ("b", "2")]
+
+
+def test_set_element_order_keeps_server_only_items():
+    live = pod({"name": "a"}, {"name": "injected"}, {"name": "b"})
+    out = patch.strategic_merge_patch(live, {"spec": {
+        "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}, "Pod")
+    assert set(names(out["spec"]["containers"])) == {"a", "b", "injected"}
+    assert names(out["spec"]["containers"]).index("b") < names(out["spec"]["containers"]).index("a")
+
+
+def test_set_element_order_that_contradicts_the_patch_is_a_bad_request():
+    live = pod({"name": "a"}, {"name": "b"})
+    with pytest.raises(errors.BadRequest, match="doesn't match"):
+        patch.strategic_merge_patch(live, {"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+            "containers": [{"name": "b", "image": "x"}, {"name": "a", "image": "y"}]}}, "Pod")
+
+
+def test_retain_keys_clears_fields_not_listed():
+    deploy = {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"strategy": {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}}
+    out = patch.strategic_merge_patch(deploy, {"spec": {"strategy": {
+        "$retainKeys": ["type"], "type": "Recreate"}}}, "Deployment")
+    assert out["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_retain_keys_on_volume_items_switches_the_volume_source():
+    live = pod({"name": "web"}, volumes=[{"name": "data", "emptyDir": {}},
+                                         {"name": "conf", "configMap": {"name": "c"}}])
+    out = patch.strategic_merge_patch(live, {"spec": {"volumes": [{
+        "name": "data", "$retainKeys": ["hostPath", "name"], "hostPath": {"path": "/srv"}}]}},
+        "Pod")
+    assert out["spec"]["volumes"] == [{"name": "data", "hostPath": {"path": "/srv"}},
+                                      {"name": "conf", "configMap": {"name": "c"}}]
+
+
+def test_retain_keys_that_omit_a_patched_field_is_a_bad_request():
+    deploy = {"kind": "Deployment", "spec": {"strategy": {"type": "Recreate"}}}
+    with pytest.raises(errors.BadRequest, match="retainKeys"):
+        patch.strategic_merge_patch(deploy, {"spec": {"strategy": {
+            "$retainKeys": ["type"], "rollingUpdate": {}}}}, "Deployment")
+
+
+def test_finalizers_union_and_delete_from_primitive_list():
+    live = {"kind": "ConfigMap", "metadata": {"name": "c", "finalizers": ["a", "b"]}}
+    added = patch.strategic_merge_patch(live, {"metadata": {"finalizers": ["b", "c"]}}, "ConfigMap")
+    assert sorted(added["metadata"]["finalizers"]) == ["a", "b", "c"]
+    removed = patch.strategic_merge_patch(
+        added, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a", "c"]}}, "ConfigMap")
+    assert removed["metadata"]["finalizers"] == ["b"]
+
+
+def test_owner_references_merge_by_uid_for_any_kind():
+    live = {"kind": "Widget", "metadata": {"ownerReferences": [{"uid": "1", "name": "a"}]},
+            "spec": {"items": [1, 2]}}
+    out = patch.strategic_merge_patch(live, {
+        "metadata": {"ownerReferences": [{"uid": "2", "name": "b"}]},
+        "spec": {"items": [3]}}, "Widget")
+    assert sorted(r["uid"] for r in out["metadata"]["ownerReferences"]) == ["1", "2"]
+    assert out["spec"]["items"] == [3]  # unknown kind: lists are replaced
+
+
+def test_status_conditions_merge_by_type():
+    live = {"kind": "Pod", "status": {"conditions": [
+        {"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]}}
+    out = patch.strategic_merge_patch(
+        live, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, "Pod")
+    assert {c["type"]: c["status"] for c in out["status"]["conditions"]} == {
+        "Ready": "True", "PodScheduled": "True"}
+
+
+def test_kubectl_apply_patch_of_a_changed_deployment():
+    """The body kubectl 1.3x sends for `kubectl apply -f web.yaml` after the image in
+    web.yaml changed from nginx:1.25 to nginx:1.27 and the DEBUG env var was removed."""
+    applied_before = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                     {"name": "web", "image": "nginx:1.25",
+                      "env": [{"name": "DEBUG", "value": "1"}, {"name": "MODE", "value": "x"}],
+                      "ports": [{"containerPort": 80}]}]}}}}
+    live = copy.deepcopy(applied_before)
+    live["metadata"].update({"uid": "u1", "resourceVersion": "7", "generation": 1, "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied_before)}})
+    spec = live["spec"]["template"]["spec"]
+    spec["containers"][0].update({"imagePullPolicy": "IfNotPresent",
+                                  "terminationMessagePath": "/dev/termination-log"})
+    spec["containers"].append({"name": "istio-proxy", "image": "envoy:1.40"})  # injected
+    spec["restartPolicy"] = "Always"
+    live["status"] = {"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]}
+
+    applied_now = copy.deepcopy(applied_before)
+    applied_now["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.27"
+    del applied_now["spec"]["template"]["spec"]["containers"][0]["env"][0]
+    body = json.dumps({
+        "metadata": {"annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied_now) + "\n"}},
+        "spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}],
+            "containers": [{
+                "$setElementOrder/env": [{"name": "MODE"}],
+                "env": [{"$patch": "delete", "name": "DEBUG"}],
+                "image": "nginx:1.27", "name": "web"}]}}}})
+
+    out = patch.apply_patch(live, body, "application/strategic-merge-patch+json", "Deployment")
+
+    containers = out["spec"]["template"]["spec"]["containers"]
+    assert names(containers) == ["web", "istio-proxy"]
+    assert containers[0] == {
+        "name": "web", "image": "nginx:1.27", "env": [{"name": "MODE", "value": "x"}],
+        "ports": [{"containerPort": 80}], "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePath": "/dev/termination-log"}
+    assert containers[1] == {"name": "istio-proxy", "image": "envoy:1.40"}
+    annotation = out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert json.loads(annotation) == applied_now
+    assert out["metadata"]["uid"] == "u1" and out["spec"]["replicas"] == 2
+    assert out["status"] == live["status"]
+    assert "$setElementOrder/containers" not in json.dumps(out)
+
+
+def test_kubectl_set_image_and_rollout_restart():
+    deploy = {"kind": "Deployment", "spec": {"template": {"metadata": {"labels": {"app": "w"}},
+              "spec": {"containers": [{"name": "web", "image": "a"}, {"name": "b", "image": "b"}]}}}}
+    out = patch.apply_patch(deploy, {"spec": {"template": {"spec": {"containers": [
+        {"image": "c", "name": "web"}]}}}}, "application/strategic-merge-patch+json", "Deployment")
+    out = patch.apply_patch(out, {"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}}}},
+        "application/strategic-merge-patch+json", "Deployment")
+    assert [c["image"] for c in out["spec"]["template"]["spec"]["containers"]] == ["c", "b"]
+    assert out["spec"]["template"]["metadata"] == {
+        "labels": {"app": "w"},
+        "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}
+
+
+def test_directives_inside_new_values_are_not_stored():
+    live = {"kind": "Pod", "spec": {}}
+    out = patch.strategic_merge_patch(live, {"spec": {"containers": [
+        {"name": "a", "env": [{"name": "X", "value": None}]},
+        {"name": "gone", "$patch": "delete"}], "nodeSelector": {"a": None, "b": "1"}}}, "Pod")
+    assert out["spec"] == {"containers": [{"name": "a", "env": [{"name": "X"}]}],
+                           "nodeSelector": {"b": "1"}}
+
+
+@pytest.mark.parametrize("body,words", [
+    ([{"a": 1}], "must be a JSON object, got an array"),
+    ({"spec": {"$patch": "frob"}}, "unknown patch type: 'frob' at spec"),
+    ({"spec": {"containers": [{"image": "x"}]}}, "does not contain declared merge key: name"),
+    ({"spec": {"containers": [{"$patch": "delete"}]}}, "declared merge key: name"),
+    ({"spec": {"containers": [{"$patch": "merge"}]}}, "merging lists cannot yet be specified"),
+    ({"spec": {"$setElementOrder/containers": "web"}}, "setElementOrder"),
+    ({"metadata": {"$deleteFromPrimitiveList/finalizers": "a"}}, "must be a list"),
+    ({"spec": {"containers": ["web"]}}, "list element types are not identical"),
+])
+def test_bad_strategic_merge_patches_are_bad_requests(body, words):
+    live = pod({"name": "web", "image": "nginx"})
+    live["metadata"]["finalizers"] = ["a"]
+    with pytest.raises(errors.BadRequest, match=words):
+        patch.strategic_merge_patch(live, body, "Pod")
+
+
+# ----------------------------------------------------------------- content types
+
+
+def test_apply_patch_dispatches_on_content_type_with_parameters():
+    obj = {"kind": "ConfigMap", "data": {"a": "1"}}
+    assert patch.apply_patch(obj, b'{"data":{"b":"2"}}',
+                             "application/merge-patch+json; charset=utf-8",
+                             "ConfigMap")["data"] == {"a": "1", "b": "2"}
+    assert patch.apply_patch(obj, '[{"op":"remove","path":"/data/a"}]',
+                             "application/json-patch+json", "ConfigMap")["data"] == {}
+
+
+def test_server_side_apply_is_a_strategic_merge_of_the_applied_yaml():
+    live = pod({"name": "web", "image": "nginx:1.25"})
+    body = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n" \
+           "  - name: web\n    image: nginx:1.27\n"
+    out = patch.apply_patch(live, body, "application/apply-patch+yaml", "Pod")
+    assert out["spec"]["containers"] == [{"name": "web", "image": "nginx:1.27"}]
+
+
+def test_unknown_content_type_is_unsupported_media_type():
+    with pytest.raises(errors.UnsupportedMediaType, match="application/strategic-merge-patch"):
+        patch.apply_patch({}, {}, "application/xml", "Pod")
+
+
+def test_undecodable_body_is_a_bad_request():
+    with pytest.raises(errors.BadRequest, match="not valid JSON"):
+        patch.apply_patch({}, b"{nope", "application/merge-patch+json", "Pod")
