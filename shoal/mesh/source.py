@@ -80,7 +80,8 @@ class ClusterSource(Protocol):
         """The current state of every kind in KINDS."""
 
     def changes(self) -> AsyncIterator[ClusterChange]:
-        """Change notices from now on, until the iterator is closed."""
+        """Change notices from the moment of this call on (subscribe first, then read
+        `snapshot()`, so nothing falls between), until the iterator is closed."""
 
 
 class InMemorySource:
@@ -111,9 +112,12 @@ class InMemorySource:
     async def snapshot(self) -> ClusterState:
         return ClusterState({k: dict(v) for k, v in self._table.items()}, self._revision)
 
-    async def changes(self) -> AsyncIterator[ClusterChange]:
+    def changes(self) -> AsyncIterator[ClusterChange]:
         queue: asyncio.Queue[ClusterChange] = asyncio.Queue()
-        self._subscribers.add(queue)
+        self._subscribers.add(queue)  # subscribed now, not at the first iteration
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[ClusterChange]) -> AsyncIterator[ClusterChange]:
         try:
             while True:
                 yield await queue.get()

