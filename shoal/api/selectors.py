@@ -1,0 +1,702 @@
+"""Label and field selectors with Kubernetes' syntax, semantics and error messages.
+
+Pure and immutable: a parsed selector is a frozen value, safe to share between tasks and
+threads and to use as a dict key.
+
+Label selectors (`parse_label_selector`) follow `k8s.io/apimachinery/pkg/labels`: the
+same lexer (identifiers end at whitespace or one of ``=!(),<>``; ``in``/``notin`` are
+keywords only where an operator is expected), the same grammar
+(``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``, ``a notin (x)``, ``a``, ``!a``, ``a>1``,
+``a<1``, joined by commas), the same validation of keys (qualified names) and values
+(label values), and the same messages (``unable to parse requirement: found '', expected:
+identifier``). `str()` gives the canonical form (requirements sorted by key, set values
+sorted), as `labels.Selector.String()` does.
+
+Object selectors (`selector_from_spec`) follow `metav1.LabelSelectorAsSelector`:
+``None`` selects nothing, ``{}`` selects everything; the plain map form
+(``{"app": "web"}``) is accepted too. A Service is special: its ``spec.selector`` map,
+when absent or empty, means "this Service has no selector, endpoints are managed by
+hand", so the endpoints controller must use `selector_from_service`, which returns
+`NOTHING` in that case.
+
+Field selectors (`parse_field_selector`) follow `k8s.io/apimachinery/pkg/fields` (terms
+``f=v``, ``f==v``, ``f!=v`` joined by commas; ``\\,``, ``\\=`` and ``\\\\`` escape) and
+the per-kind field sets of the Kubernetes registry (Pod ``spec.nodeName``, Event
+``involvedObject.name``, ...). A field the kind does not support raises BadRequest
+``field label not supported: <field>``, as the Kubernetes API server does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+from shoal.api import errors
+
+# ----------------------------------------------------------------------------- labels
+
+EQUALS, DOUBLE_EQUALS, NOT_EQUALS = "=", "==", "!="
+IN, NOT_IN, EXISTS, DOES_NOT_EXIST = "in", "notin", "exists", "!"
+GREATER_THAN, LESS_THAN = "gt", "lt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirement:
+    """One term: key, operator (one of the constants above) and its values."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+    """A set, as in Kubernetes: stored sorted and without duplicates."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(sorted(set(self.values))))
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        present = self.key in labels
+        value = labels.get(self.key)
+        if self.operator in (EQUALS, DOUBLE_EQUALS, IN):
+            return present and value in self.values
+        if self.operator in (NOT_EQUALS, NOT_IN):
+            return not present or value not in self.values
+        if self.operator == EXISTS:
+            return present
+        if self.operator == DOES_NOT_EXIST:
+            return not present
+        if not present:
+            return False
+        try:
+            number = int(str(value))
+        except ValueError:
+            return False
+        limit = int(self.values[0])
+        return number > limit if self.operator == GREATER_THAN else number < limit
+
+    def __str__(self) -> str:
+        if self.operator == EXISTS:
+            return self.key
+        if self.operator == DOES_NOT_EXIST:
+            return "!" + self.key
+        values = ",".join(sorted(self.values))
+        if self.operator in (IN, NOT_IN):
+            return f"{self.key} {self.operator} ({values})"
+        symbol = {GREATER_THAN: ">", LESS_THAN: "<"}.get(self.operator, self.operator)
+        return f"{self.key}{symbol}{values}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSelector:
+    """A conjunction of requirements. `nothing=True` is the selector that matches no
+    object (a nil metav1.LabelSelector)."""
+
+    requirements: tuple[Requirement, ...] = ()
+    nothing: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """True when the selector matches every object."""
+        return not self.requirements and not self.nothing
+
+    def matches(self, labels: Mapping[str, str] | None) -> bool:
+        if self.nothing:
+            return False
+        labels = labels or {}
+        return all(r.matches(labels) for r in self.requirements)
+
+    def exact_labels(self) -> dict[str, str]:
+        """The key=value pairs every match must carry (for index lookups)."""
+        return {r.key: r.values[0] for r in self.requirements
+                if r.operator in (EQUALS, DOUBLE_EQUALS) or (r.operator == IN and len(r.values) == 1)}
+
+    def __str__(self) -> str:
+        return ",".join(str(r) for r in self.requirements)
+
+    def __repr__(self) -> str:
+        if self.nothing:
+            return "LabelSelector(<nothing>)"
+        return f"LabelSelector({str(self)!r})"
+
+
+EVERYTHING = LabelSelector()
+NOTHING = LabelSelector(nothing=True)
+
+_SPECIAL = "=!(),<>"
+_WHITESPACE = " \t\r\n"
+_SYMBOLS = {"=": EQUALS, "==": DOUBLE_EQUALS, "!=": NOT_EQUALS, "!": DOES_NOT_EXIST,
+            "(": "(", ")": ")", ",": ",", ">": ">", "<": "<"}
+_IDENT, _END, _ERROR = "identifier", "end", "error"
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    """Tokens as (type, literal); keywords `in`/`notin` get their own types."""
+    tokens: list[tuple[str, str]] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in _WHITESPACE:
+            i += 1
+        elif ch in _SPECIAL:
+            # Longest run of special characters that is still a known symbol.
+            j, best = i, None
+            while j < len(text) and text[j] in _SPECIAL:
+                j += 1
+                if text[i:j] in _SYMBOLS:
+                    best = j
+                elif best is not None:
+                    break
+            if best is None:
+                tokens.append((_ERROR, f"error expected: keyword found '{text[i:j]}'"))
+                i = j
+            else:
+                tokens.append((_SYMBOLS[text[i:best]], text[i:best]))
+                i = best
+        else:
+            j = i
+            while j < len(text) and text[j] not in _WHITESPACE and text[j] not in _SPECIAL:
+                j += 1
+            word = text[i:j]
+            tokens.append((word if word in (IN, NOT_IN) else _IDENT, word))
+            i = j
+    tokens.append((_END, ""))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _lex(text)
+        self.position = 0
+
+    def _get(self, values: bool, advance: bool) -> tuple[str, str]:
+        kind, literal = self.tokens[min(self.position, len(self.tokens) - 1)]
+        if advance:
+            self.position += 1
+        if values and kind in (IN, NOT_IN):
+            kind = _IDENT
+        return kind, literal
+
+    def consume(self, values: bool = True) -> tuple[str, str]:
+        return self._get(values, True)
+
+    def lookahead(self, values: bool = True) -> tuple[str, str]:
+        return self._get(values, False)
+
+    def parse(self) -> list[Requirement]:
+        requirements: list[Requirement] = []
+        while True:
+            kind, literal = self.lookahead()
+            if kind in (_IDENT, DOES_NOT_EXIST):
+                try:
+                    requirements.append(self.requirement())
+                except _ParseError as exc:
+                    raise _ParseError(f"unable to parse requirement: {exc}") from None
+                kind, literal = self.consume()
+                if kind == _END:
+                    return requirements
+                if kind == ",":
+                    next_kind, next_literal = self.lookahead()
+                    if next_kind not in (_IDENT, DOES_NOT_EXIST):
+                        raise _ParseError(
+                            f"found '{next_literal}', expected: identifier after ','")
+                else:
+                    raise _ParseError(f"found '{literal}', expected: ',' or 'end of string'")
+            elif kind == _END:
+                return requirements
+            else:
+                raise _ParseError(
+                    f"found '{literal}', expected: !, identifier, or 'end of string'")
+
+    def requirement(self) -> Requirement:
+        operator = ""
+        kind, literal = self.consume()
+        if kind == DOES_NOT_EXIST:
+            operator = DOES_NOT_EXIST
+            kind, literal = self.consume()
+        if kind != _IDENT:
+            raise _ParseError(f"found '{literal}', expected: identifier")
+        key = literal
+        _check_key(key)
+        if self.lookahead()[0] in (_END, ","):
+            return make_requirement(key, operator or EXISTS, ())
+        if operator == DOES_NOT_EXIST:
+            return make_requirement(key, operator, ())
+        operator = self.operator()
+        if operator in (IN, NOT_IN):
+            values = self.set_values()
+        else:
+            values = self.exact_value()
+        return make_requirement(key, operator, values)
+
+    def operator(self) -> str:
+        kind, literal = self.consume(values=False)
+        operators = {IN: IN, NOT_IN: NOT_IN, EQUALS: EQUALS, DOUBLE_EQUALS: DOUBLE_EQUALS,
+                     NOT_EQUALS: NOT_EQUALS, ">": GREATER_THAN, "<": LESS_THAN}
+        if kind not in operators:
+            raise _ParseError(
+                f"found '{literal}', expected: in, notin, =, ==, !=, gt, lt")
+        return operators[kind]
+
+    def set_values(self) -> tuple[str, ...]:
+        kind, literal = self.consume()
+        if kind != "(":
+            raise _ParseError(f"found '{literal}' expected: '('")
+        kind, literal = self.lookahead()
+        if kind == ")":
+            self.consume()
+            return ("",)
+        if kind not in (_IDENT, ","):
+            raise _ParseError(f"found '{literal}', expected: ',', ')' or identifier")
+        values: list[str] = []
+        while True:
+            kind, literal = self.consume()
+            if kind == _IDENT:
+                values.append(literal)
+                next_kind, next_literal = self.lookahead()
+                if next_kind == ",":
+                    self.consume()
+                    if self.lookahead()[0] == ")":
+                        values.append("")
+                    continue
+                if next_kind == ")":
+                    self.consume()
+                    return tuple(dict.fromkeys(values))
+                raise _ParseError(f"found '{next_literal}', expected: ',' or ')'")
+            if kind == ",":
+                # "(,x)", "(x,,y)" and "(x,)" carry an empty value.
+                values.append("")
+                if self.lookahead()[0] == ")":
+                    self.consume()
+                    return tuple(dict.fromkeys(values))
+                continue
+            if kind == ")":
+                return tuple(dict.fromkeys(values))
+            raise _ParseError(f"found '{literal}', expected: ',', or identifier")
+
+    def exact_value(self) -> tuple[str, ...]:
+        kind, _ = self.lookahead()
+        if kind in (_END, ","):
+            return ("",)
+        kind, literal = self.consume()
+        if kind == _IDENT:
+            return (literal,)
+        raise _ParseError(f"found '{literal}', expected: identifier")
+
+
+class _ParseError(Exception):
+    pass
+
+
+def parse_label_selector(text: str | None) -> LabelSelector:
+    """Parse a `labelSelector` query parameter / `-l` flag; None or "" selects everything.
+
+    Raises errors.BadRequest with Kubernetes' message naming the bad part."""
+    if text is None or not text.strip():
+        return EVERYTHING
+    try:
+        requirements = _Parser(text).parse()
+    except _ParseError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    return LabelSelector(tuple(sorted(requirements, key=lambda r: r.key)))
+
+
+def make_requirement(key: str, operator: str, values: Iterable[str]) -> Requirement:
+    """A validated requirement (labels.NewRequirement); raises BadRequest when the key,
+    the values or their number are wrong for the operator."""
+    values = tuple(values)
+    problems = _requirement_errors(key, operator, values, "")
+    if problems:
+        raise _ParseError("; ".join(str(p) for p in problems))
+    return Requirement(key, operator, values)
+
+
+def _check_key(key: str) -> None:
+    messages = qualified_name_errors(key)
+    if messages:
+        raise _ParseError(str(errors.invalid("key", key, "; ".join(messages))))
+
+
+def _requirement_errors(key: str, operator: str, values: tuple[str, ...],
+                        prefix: str) -> list[errors.FieldError]:
+    problems: list[errors.FieldError] = []
+    messages = qualified_name_errors(key)
+    if messages:
+        problems.append(errors.invalid(prefix + "key", key, "; ".join(messages)))
+    values_path = prefix + "values"
+    if operator in (IN, NOT_IN):
+        if not values:
+            problems.append(errors.invalid(
+                values_path, list(values), "for 'in', 'notin' operators, values set can't be empty"))
+    elif operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS):
+        if len(values) != 1:
+            problems.append(errors.invalid(
+                values_path, list(values), "exact-match compatibility requires one single value"))
+    elif operator in (EXISTS, DOES_NOT_EXIST):
+        if values:
+            problems.append(errors.invalid(
+                values_path, list(values), "values set must be empty for exists and does not exist"))
+    elif operator in (GREATER_THAN, LESS_THAN):
+        if len(values) != 1:
+            problems.append(errors.invalid(
+                values_path, list(values), "for 'Gt', 'Lt' operators, exactly one value is required"))
+        else:
+            try:
+                int(values[0])
+            except ValueError:
+                problems.append(errors.invalid(
+                    f"{values_path}[0]", values[0],
+                    "for 'Gt', 'Lt' operators, the value must be an integer"))
+        return problems
+    else:
+        problems.append(errors.unsupported(
+            prefix + "operator", operator, [EQUALS, DOUBLE_EQUALS, NOT_EQUALS, IN, NOT_IN]))
+        return problems
+    for index, value in enumerate(values):
+        messages = label_value_errors(value)
+        if messages:
+            problems.append(errors.invalid(f"{values_path}[{index}]", value, "; ".join(messages)))
+    return problems
+
+
+# --------------------------------------------------------- names and values (validation)
+
+_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_DNS1123_SUBDOMAIN_RE = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME_FORMAT = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """validation.IsQualifiedName: label keys, annotation keys ('[prefix/]name')."""
+    parts = value.split("/")
+    if len(parts) == 1:
+        prefix, name = "", parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            return ["prefix part must be non-empty"]
+    else:
+        return ["a qualified name " + _NAME_FORMAT + " with an optional DNS subdomain prefix "
+                "and '/' (e.g. 'example.com/MyName')"]
+    problems: list[str] = []
+    if prefix:
+        if len(prefix) > 253:
+            problems.append("prefix part must be no more than 253 characters")
+        if not _DNS1123_SUBDOMAIN_RE.match(prefix):
+            problems.append(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+                "alphanumeric characters, '-' or '.', and must start and end with an "
+                "alphanumeric character (e.g. 'example.com', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    if name and not _NAME_RE.match(name):
+        problems.append("name part " + _NAME_FORMAT)
+    return problems
+
+
+def label_value_errors(value: str) -> list[str]:
+    """validation.IsValidLabelValue."""
+    problems: list[str] = []
+    if len(value) > 63:
+        problems.append("must be no more than 63 characters")
+    if not _LABEL_VALUE_RE.match(value):
+        problems.append(
+            "a valid label must be an empty string or consist of alphanumeric characters, "
+            "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+            "'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+            "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+    return problems
+
+
+# ------------------------------------------------------------------ object selectors
+
+_SPEC_OPERATORS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
+
+
+def label_selector_errors(spec: Any, path: str = "selector") -> list[errors.FieldError]:
+    """Every problem of a metav1.LabelSelector (or a plain label map) at `path`, worded
+    like Kubernetes' validation; [] when it is valid (None is valid)."""
+    if spec is None:
+        return []
+    if not isinstance(spec, Mapping):
+        return [errors.invalid(path, spec, "must be an object")]
+    if not _is_metav1_form(spec):
+        return _label_map_errors(spec, path)
+    problems: list[errors.FieldError] = []
+    match_labels = spec.get("matchLabels") or {}
+    if not isinstance(match_labels, Mapping):
+        problems.append(errors.invalid(f"{path}.matchLabels", match_labels, "must be an object"))
+    else:
+        problems += _label_map_errors(match_labels, f"{path}.matchLabels")
+    expressions = spec.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        return problems + [errors.invalid(f"{path}.matchExpressions", expressions, "must be a list")]
+    for index, expression in enumerate(expressions):
+        where = f"{path}.matchExpressions[{index}]"
+        if not isinstance(expression, Mapping):
+            problems.append(errors.invalid(where, expression, "must be an object"))
+            continue
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        if not isinstance(key, str) or not key:
+            problems.append(errors.required(f"{where}.key"))
+            continue
+        if operator not in _SPEC_OPERATORS:
+            problems.append(errors.unsupported(f"{where}.operator", operator, list(_SPEC_OPERATORS)))
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            problems.append(errors.invalid(f"{where}.values", values, "must be a list of strings"))
+            continue
+        problems += _requirement_errors(key, _SPEC_OPERATORS[operator], tuple(values), f"{where}.")
+    return problems
+
+
+def selector_from_spec(spec: Mapping | None) -> LabelSelector:
+    """metav1.LabelSelectorAsSelector: None -> NOTHING, {} -> EVERYTHING; matchLabels and
+    matchExpressions (In, NotIn, Exists, DoesNotExist) are ANDed. A plain label map
+    (``{"app": "web"}``) selects objects carrying all its labels. Raises BadRequest
+    naming the field when the selector is invalid."""
+    if spec is None:
+        return NOTHING
+    problems = label_selector_errors(spec, "selector")
+    if problems:
+        raise errors.BadRequest("invalid label selector: " + ", ".join(str(p) for p in problems))
+    if not _is_metav1_form(spec):
+        return _from_label_map(spec)
+    requirements = [Requirement(k, EQUALS, (v,)) for k, v in (spec.get("matchLabels") or {}).items()]
+    for expression in spec.get("matchExpressions") or []:
+        operator = _SPEC_OPERATORS[expression["operator"]]
+        values = tuple(dict.fromkeys(expression.get("values") or ()))
+        requirements.append(Requirement(expression["key"], operator, values))
+    return LabelSelector(tuple(sorted(requirements, key=lambda r: r.key)))
+
+
+def selector_from_service(selector: Mapping[str, str] | None) -> LabelSelector:
+    """The pods a Service's ``spec.selector`` map selects. Absent or empty means the
+    Service has no selector (its Endpoints are written by hand): NOTHING, not
+    everything."""
+    if not selector:
+        return NOTHING
+    return selector_from_spec(dict(selector))
+
+
+def format_labels(labels: Mapping[str, str] | None) -> str:
+    """labels.FormatLabels: 'a=1,b=2' sorted by key, '<none>' when empty."""
+    if not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def _is_metav1_form(spec: Mapping) -> bool:
+    return bool(spec) and set(spec) <= {"matchLabels", "matchExpressions"} and not any(
+        isinstance(v, str) for v in spec.values())
+
+
+def _label_map_errors(labels: Mapping, path: str) -> list[errors.FieldError]:
+    problems: list[errors.FieldError] = []
+    for key, value in labels.items():
+        if not isinstance(key, str) or qualified_name_errors(key):
+            problems.append(errors.invalid(path, key, "; ".join(qualified_name_errors(str(key)))))
+        elif not isinstance(value, str):
+            problems.append(errors.invalid(f"{path}.{key}", value, "must be a string"))
+        elif label_value_errors(value):
+            problems.append(errors.invalid(f"{path}.{key}", value, "; ".join(label_value_errors(value))))
+    return problems
+
+
+def _from_label_map(labels: Mapping) -> LabelSelector:
+    return LabelSelector(tuple(Requirement(k, EQUALS, (labels[k],)) for k in sorted(labels)))
+
+
+# ----------------------------------------------------------------------------- fields
+
+
+def _path(*keys: str) -> Callable[[Mapping], Any]:
+    def get(obj: Mapping) -> Any:
+        value: Any = obj
+        for key in keys:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(key)
+        return value
+    return get
+
+
+def _event_source(obj: Mapping) -> Any:
+    return _path("source", "component")(obj) or obj.get("reportingComponent")
+
+
+def _first_pod_ip(obj: Mapping) -> Any:
+    ips = _path("status", "podIPs")(obj) or []
+    return ips[0].get("ip") if ips and isinstance(ips[0], Mapping) else _path("status", "podIP")(obj)
+
+
+_COMMON_FIELDS: dict[str, Callable[[Mapping], Any]] = {
+    "metadata.name": _path("metadata", "name"),
+    "metadata.namespace": _path("metadata", "namespace"),
+}
+
+_KIND_FIELDS: dict[str, dict[str, Callable[[Mapping], Any]]] = {
+    "Pod": {
+        "spec.nodeName": _path("spec", "nodeName"),
+        "spec.restartPolicy": _path("spec", "restartPolicy"),
+        "spec.schedulerName": _path("spec", "schedulerName"),
+        "spec.serviceAccountName": _path("spec", "serviceAccountName"),
+        "spec.hostNetwork": lambda o: bool(_path("spec", "hostNetwork")(o)),
+        "status.phase": _path("status", "phase"),
+        "status.podIP": _path("status", "podIP"),
+        "status.podIPs": _first_pod_ip,
+        "status.nominatedNodeName": _path("status", "nominatedNodeName"),
+    },
+    "Event": {
+        "involvedObject.kind": _path("involvedObject", "kind"),
+        "involvedObject.namespace": _path("involvedObject", "namespace"),
+        "involvedObject.name": _path("involvedObject", "name"),
+        "involvedObject.uid": _path("involvedObject", "uid"),
+        "involvedObject.apiVersion": _path("involvedObject", "apiVersion"),
+        "involvedObject.resourceVersion": _path("involvedObject", "resourceVersion"),
+        "involvedObject.fieldPath": _path("involvedObject", "fieldPath"),
+        "reason": _path("reason"),
+        "reportingComponent": _path("reportingComponent"),
+        "source": _event_source,
+        "type": _path("type"),
+    },
+    "Secret": {"type": _path("type")},
+    "Namespace": {"status.phase": _path("status", "phase")},
+    "ReplicaSet": {"status.replicas": lambda o: int(_path("status", "replicas")(o) or 0)},
+}
+
+
+def supported_fields(kind: str) -> list[str]:
+    """The field labels `parse_field_selector` accepts for `kind`."""
+    return [*_COMMON_FIELDS, *_KIND_FIELDS.get(kind, {})]
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldTerm:
+    field: str
+    operator: str  # "=" or "!="
+    value: str
+
+    def __str__(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+        return f"{self.field}{self.operator}{escaped}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSelector:
+    """A conjunction of field terms for one kind."""
+
+    kind: str = ""
+    terms: tuple[FieldTerm, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.terms
+
+    def matches(self, obj: Mapping) -> bool:
+        getters = {**_COMMON_FIELDS, **_KIND_FIELDS.get(self.kind, {})}
+        for term in self.terms:
+            actual = _field_text(getters[term.field](obj))
+            if (actual == term.value) != (term.operator == "="):
+                return False
+        return True
+
+    def exact_value(self, field: str) -> str | None:
+        """The value `field` must equal, if a term requires one (for index lookups, e.g.
+        the node agent's spec.nodeName)."""
+        for term in self.terms:
+            if term.field == field and term.operator == "=":
+                return term.value
+        return None
+
+    def __str__(self) -> str:
+        return ",".join(str(t) for t in self.terms)
+
+
+def parse_field_selector(text: str | None, kind: str) -> FieldSelector:
+    """Parse a `fieldSelector` for objects of `kind`; None or "" selects everything.
+
+    Raises BadRequest: 'invalid selector: ...' for bad syntax, 'field label not
+    supported: <field>' for a field the kind does not have."""
+    if text is None or not text.strip():
+        return FieldSelector(kind)
+    terms: list[FieldTerm] = []
+    allowed = supported_fields(kind)
+    for part in sorted(_split_terms(text)):
+        if not part:
+            continue
+        split = _split_term(part)
+        if split is None:
+            raise errors.BadRequest(f"invalid selector: '{text}'; can't understand '{part}'")
+        field, operator, raw = split
+        value = _unescape(raw)
+        if field not in allowed:
+            raise errors.BadRequest(f"field label not supported: {field}")
+        terms.append(FieldTerm(field, "!=" if operator == "!=" else "=", value))
+    return FieldSelector(kind, tuple(terms))
+
+
+def _split_terms(text: str) -> list[str]:
+    """Split on commas not escaped by a backslash (fields.splitTerms)."""
+    terms, current, escaped = [], [], False
+    for ch in text:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            current.append(ch)
+            escaped = True
+        elif ch == ",":
+            terms.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    terms.append("".join(current))
+    return terms
+
+
+def _split_term(term: str) -> tuple[str, str, str] | None:
+    for i in range(len(term)):
+        for operator in ("!=", "==", "="):
+            if term.startswith(operator, i):
+                return term[:i], operator, term[i + len(operator):]
+    return None
+
+
+def _unescape(value: str) -> str:
+    if not any(ch in value for ch in "\\,="):
+        return value
+    out, escaped = [], False
+    for ch in value:
+        if escaped:
+            if ch not in "\\,=":
+                raise errors.BadRequest(
+                    f"invalid field selector: invalid escape sequence: \\{ch}")
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ",=":
+            raise errors.BadRequest(
+                f"invalid field selector: unescaped character in value: {ch!r}")
+        else:
+            out.append(ch)
+    if escaped:
+        raise errors.BadRequest("invalid field selector: invalid escape sequence: \\")
+    return "".join(out)
