@@ -1,1 +1,92 @@
-"""shoal.controllers (being built)."""
+"""shoal.controllers: the reconcilers that turn desired state into Pods and keep API
+objects consistent, purely through the API (`shoal.api.client.ApiClient`).
+
+The daemon starts them all with::
+
+    manager = await controllers.run_controllers(client, settings)
+    ...
+    await manager.stop()          # on shutdown (cancels informers and workers)
+
+`run_controllers` creates the `default` and `kube-system` namespaces if missing, builds
+one `engine.Manager` (shared informers/caches), adds every controller — deployment,
+replicaset, garbage collector (one per collected resource), namespace, endpoints,
+scheduler — starts the informers, waits for their caches to sync, then starts the
+controllers, and returns the running manager.
+
+Modules (each opens with its design and concurrency rules):
+
+- `engine`      Request/Result, WorkQueue, RateLimiter, Informer/Lister, Controller, Manager
+- `deployment`  DeploymentController; `rollback()` and `history()` for `shoal rollout`
+- `replicaset`  ReplicaSetController
+- `gc`          GarbageCollector (ownerReferences; Background, Foreground, Orphan)
+- `namespace`   NamespaceController (lifecycle, default ServiceAccount)
+- `endpoints`   EndpointsController and the pure `build_subsets`
+- `scheduler`   Scheduler (binds pods to Settings.node_name)
+- `events`      EventRecorder (used by the node agent too)
+- `rollout`, `pods`  pure math: maxSurge/maxUnavailable, status, pod ranking
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from shoal.api.client import ApiClient
+from shoal.config import Settings
+from shoal.controllers import engine
+from shoal.controllers.deployment import DeploymentController, history, rollback
+from shoal.controllers.endpoints import EndpointsController
+from shoal.controllers.errors import ControllerError, RevisionNotFound
+from shoal.controllers.events import EventRecorder
+from shoal.controllers.gc import GarbageCollector
+from shoal.controllers.namespace import NamespaceController, ensure_namespaces
+from shoal.controllers.replicaset import ReplicaSetController
+from shoal.controllers.scheduler import Scheduler
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerOptions:
+    """Timing knobs; the defaults are Kubernetes'. Tests shorten them."""
+
+    retry_base: float = 0.005
+    """Seconds before the first retry of a failed reconcile (doubles each failure)."""
+    retry_cap: float = 1000.0
+    """Longest retry delay in seconds."""
+    namespace_poll: float = 1.0
+    """Seconds between checks while a terminating namespace empties."""
+    informer_retry: float = 1.0
+    """Seconds an informer waits before relisting after an unexpected error."""
+
+
+def build_manager(client: ApiClient, settings: Settings,
+                  options: ControllerOptions = ControllerOptions()) -> engine.Manager:
+    """A manager with every controller added, not started."""
+    manager = engine.Manager(client, informer_retry_delay=options.informer_retry)
+    node = settings.node_name
+    controllers = [
+        DeploymentController(manager, EventRecorder(client, "deployment-controller")).controller(),
+        ReplicaSetController(manager, EventRecorder(client, "replicaset-controller")).controller(),
+        NamespaceController(manager, EventRecorder(client, "namespace-controller"),
+                            poll=options.namespace_poll).controller(),
+        EndpointsController(manager, EventRecorder(client, "endpoint-controller")).controller(),
+        Scheduler(manager, EventRecorder(client, "default-scheduler"), node).controller(),
+        *GarbageCollector(manager).controllers(),
+    ]
+    for controller in controllers:
+        controller.queue.rate_limiter = engine.RateLimiter(options.retry_base, options.retry_cap)
+        manager.add(controller)
+    return manager
+
+
+async def run_controllers(client: ApiClient, settings: Settings,
+                          options: ControllerOptions = ControllerOptions()) -> engine.Manager:
+    """Start every controller; returns the running Manager (call `await m.stop()`)."""
+    await ensure_namespaces(client)
+    manager = build_manager(client, settings, options)
+    await manager.start()
+    return manager
+
+
+__all__ = [
+    "ControllerError", "ControllerOptions", "EventRecorder", "RevisionNotFound",
+    "build_manager", "engine", "history", "rollback", "run_controllers",
+]

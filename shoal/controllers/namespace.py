@@ -1,0 +1,137 @@
+"""Namespace lifecycle and per-namespace defaults.
+
+- Every active namespace gets a `default` ServiceAccount (re-created if deleted).
+- A namespace being deleted (the API server sets deletionTimestamp, phase Terminating,
+  and keeps spec.finalizers = ["kubernetes"]) is emptied: every object of every
+  namespaced resource in it is deleted (Background propagation; pods on the node wait
+  for the node agent). The contents are listed live from the API, not from caches,
+  because resources registered later (Istio kinds) have no informer here. While
+  anything is left the reconcile polls again after `poll` seconds; once nothing is
+  left, the `kubernetes` finalizer is removed from spec.finalizers and the server
+  removes the namespace.
+- `ensure_namespaces` creates `default` and `kube-system` at start if missing.
+
+Nothing is written to a terminating namespace object until it is empty: with no
+metadata.finalizers, any write to it completes its deletion on this API server.
+
+Concurrency: reconciles are serialised per namespace by the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from shoal.api import errors as api_errors
+from shoal.api import kinds
+from shoal.api.client import ApiClient, Obj
+from shoal.controllers import engine, pods as podutil
+from shoal.controllers.engine import Change, Controller, Manager, Request, Result
+from shoal.controllers.events import EventRecorder
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = "namespaces"
+SERVICEACCOUNTS = "serviceaccounts"
+FINALIZER = "kubernetes"
+STARTUP_NAMESPACES = ("default", "kube-system")
+
+
+def default_service_account(namespace: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace}}
+
+
+async def ensure_namespaces(client: ApiClient, names: Iterable[str] = STARTUP_NAMESPACES) -> None:
+    """Create the namespaces a cluster always has, if missing."""
+    for name in names:
+        try:
+            await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                             "metadata": {"name": name}})
+        except api_errors.AlreadyExists:
+            pass
+
+
+def namespaced_resources() -> list[str]:
+    """Every namespaced resource that can be listed and deleted, known at call time."""
+    return [rt.resource for rt in kinds.all_types()
+            if rt.namespaced and "list" in rt.verbs and "delete" in rt.verbs]
+
+
+class NamespaceController:
+    """Reconciles Namespaces; build its engine `Controller` with `controller()`."""
+
+    def __init__(self, manager: Manager, recorder: EventRecorder, *, poll: float = 1.0) -> None:
+        self.manager = manager
+        self.client = manager.client
+        self.writer = manager.writer
+        self.recorder = recorder
+        self.poll = poll
+        self.namespaces = manager.lister(NAMESPACES)
+        self.service_accounts = manager.lister(SERVICEACCOUNTS)
+
+    def controller(self) -> Controller:
+        return Controller("namespace", self.reconcile, [
+            (NAMESPACES, engine.map_own),
+            (SERVICEACCOUNTS, self._map_service_account),
+        ])
+
+    @staticmethod
+    def _map_service_account(change: Change) -> Iterable[Request]:
+        meta = podutil.meta(change.object)
+        if change.type == "DELETED" and meta.get("name") == "default":
+            return [Request(None, meta.get("namespace") or "")]
+        return ()
+
+    async def reconcile(self, request: Request) -> Result | None:
+        ns = self.namespaces.get(None, request.name)
+        if ns is None:
+            return None
+        if not podutil.is_deleting(ns):
+            await self._ensure_service_account(request.name)
+            return None
+        remaining = await self._delete_content(request.name)
+        if remaining:
+            log.debug("namespace %s: %d objects left", request.name, remaining)
+            return Result(requeue_after=self.poll)
+        await self._finalize(request.name)
+        return None
+
+    async def _ensure_service_account(self, namespace: str) -> None:
+        if self.service_accounts.get(namespace, "default") is not None:
+            return
+        try:
+            await self.writer.create(SERVICEACCOUNTS, default_service_account(namespace))
+        except (api_errors.AlreadyExists, api_errors.Forbidden):
+            pass
+
+    async def _delete_content(self, namespace: str) -> int:
+        remaining = 0
+        for resource in namespaced_resources():
+            try:
+                items, _ = await self.client.list(resource, namespace)
+            except api_errors.NotFound:
+                continue
+            for item in items:
+                remaining += 1
+                if podutil.is_deleting(item):
+                    continue
+                try:
+                    await self.writer.delete(resource, namespace, podutil.meta(item)["name"])
+                except api_errors.NotFound:
+                    remaining -= 1
+        return remaining
+
+    async def _finalize(self, name: str) -> None:
+        try:
+            current = await self.client.get(NAMESPACES, None, name)
+        except api_errors.NotFound:
+            return
+        spec = current.setdefault("spec", {})
+        if FINALIZER not in (spec.get("finalizers") or []):
+            return
+        spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
+        try:
+            await self.writer.update(NAMESPACES, current)
+        except api_errors.NotFound:
+            pass
