@@ -96,20 +96,26 @@ class MeshControl:
                 await task
 
     async def _run(self, changes) -> None:
-        window = self.mesh.debounce_seconds
-        iterator = changes.__aiter__()
-        while True:
-            await iterator.__anext__()
-            deadline = time.monotonic() + window
-            while (left := deadline - time.monotonic()) > 0:
+        # One task drains the subscription (never cancelled mid-read, which would close
+        # an async generator); this loop debounces on a flag it sets.
+        dirty = asyncio.Event()
+
+        async def drain() -> None:
+            async for _ in changes:
+                dirty.set()
+
+        reader = asyncio.create_task(drain(), name="mesh-changes")
+        try:
+            while True:
+                await dirty.wait()
+                await asyncio.sleep(self.mesh.debounce_seconds)
+                dirty.clear()
                 try:
-                    await asyncio.wait_for(iterator.__anext__(), left)
-                except asyncio.TimeoutError:
-                    break
-            try:
-                await self._reload()
-            except Exception:  # keep serving the last good snapshots
-                log.exception("mesh: recomputing snapshots failed")
+                    await self._reload()
+                except Exception:  # keep serving the last good snapshots
+                    log.exception("mesh: recomputing snapshots failed")
+        finally:
+            reader.cancel()
 
     async def _reload(self) -> None:
         self._state = await self.source.snapshot()

@@ -1,0 +1,232 @@
+"""End to end with real Envoy sidecars in real network namespaces.
+
+One topology for the module (starting Envoys is the slow part): pod a (client, SA
+`sleep`), pod b (server `web`, SA `web`, port 8080 http) both with sidecars, pod c
+without a sidecar. Service `web` has VIP 10.212.<n>.10:80 -> 8080.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+import pytest_asyncio
+
+from shoal.mesh import ca as mesh_ca
+from shoal.mesh.control import MeshControl
+from shoal.mesh.meshconfig import MeshConfig
+from shoal.mesh.server import XdsServer
+from shoal.mesh.source import NAMESPACES, PEER_AUTHENTICATIONS, PODS, SERVICES, InMemorySource
+from shoal.mesh.translate import model, translate
+from tests.mesh import harness
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+STATUS = {"sidecar.istio.io/status": json.dumps({"containers": ["istio-proxy"]})}
+
+
+def pod(name: str, ip: str, sa: str, labels: dict, ports=(), sidecar=True) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": labels,
+                     "annotations": dict(STATUS) if sidecar else {}},
+        "spec": {"serviceAccountName": sa, "containers": [{
+            "name": "app", "image": "app",
+            "ports": [{"containerPort": p, "name": "http"} for p in ports]}]},
+        "status": {"phase": "Running", "podIP": ip,
+                   "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+class MeshEnv:
+    def __init__(self) -> None:
+        self.workdir = harness.make_workdir()
+        self.topo = harness.Topology()
+        self.procs = harness.Processes(self.workdir)
+        self.socket = self.workdir / "xds.sock"
+        self.source = InMemorySource()
+        self.control: MeshControl | None = None
+        self.server: XdsServer | None = None
+        self.sidecars: dict[str, asyncio.subprocess.Process] = {}
+
+    def node(self, name: str) -> str:
+        return model.node_id(self.topo.ip(name), name, "default")
+
+    async def start_control_plane(self, mesh: MeshConfig = MeshConfig(), translator=translate):
+        ca = mesh_ca.MeshCA.load_or_create(self.workdir / "ca", mesh.trust_domain)
+        self.control = MeshControl(self.source, ca, mesh, translator=translator)
+        await self.control.start()
+        self.server = XdsServer(self.control)
+        await self.server.start(self.socket)
+
+    async def stop_control_plane(self) -> None:
+        if self.server:
+            await self.server.stop(0)
+        if self.control:
+            await self.control.stop()
+        self.server = self.control = None
+
+    async def setup(self) -> None:
+        topo = self.topo
+        await topo.create(["a", "b", "c"])
+        self.source.put(NAMESPACES, {"metadata": {"name": "default",
+                                                  "labels": {"istio-injection": "enabled"}}})
+        self.source.put(PODS, pod("a", topo.ip("a"), "sleep", {"app": "sleep"}))
+        self.source.put(PODS, pod("b", topo.ip("b"), "web", {"app": "web"}, ports=[8080]))
+        self.source.put(PODS, pod("c", topo.ip("c"), "default", {"app": "other"}, [8080], False))
+        self.source.put(SERVICES, {"metadata": {"name": "web", "namespace": "default"},
+                                   "spec": {"clusterIP": topo.vip(), "selector": {"app": "web"},
+                                            "ports": [{"name": "http", "port": 80,
+                                                       "targetPort": 8080}]}})
+        await self.start_control_plane()
+        await harness.start_app(self.procs, topo, "b", 8080, "b")
+        await harness.start_app(self.procs, topo, "c", 8080, "c")
+        state = await self.source.snapshot()
+        for name in ("a", "b"):
+            identity = model.proxy_identity(state.get(PODS, "default", name), state)
+            self.sidecars[name] = await harness.start_sidecar(
+                self.procs, topo, name, identity, self.socket)
+        for name in ("a", "b"):
+            await harness.wait_for(lambda n=name: self.ready(n), timeout=30)
+
+    async def ready(self, name: str) -> bool:
+        code, body = await harness.curl(self.topo, name, "http://127.0.0.1:15021/healthz/ready", 2)
+        return code == 0 and "LIVE" in body
+
+    async def close(self) -> None:
+        await self.procs.close()
+        await self.stop_control_plane()
+        await self.topo.close()
+        harness.remove_workdir(self.workdir)
+
+    async def get(self, pod_name: str, url: str, *headers: str) -> dict:
+        args = [a for h in headers for a in ("-H", h)]
+        code, body = await harness.run(
+            "ip", "netns", "exec", self.topo.netns(pod_name), "curl", "-sS", "--max-time", "5",
+            *args, url, check=False)
+        assert code == 0, f"curl {url} from {pod_name}: exit {code}: {body}"
+        return json.loads(body)
+
+    async def loop(self, pod_name: str, url: str, seconds: float) -> dict:
+        code, out = await harness.run(
+            "ip", "netns", "exec", self.topo.netns(pod_name), sys.executable,
+            str(harness.HERE / "request_loop.py"), url, str(seconds), timeout=seconds + 30)
+        return json.loads(out)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def env():
+    mesh_env = MeshEnv()
+    try:
+        await mesh_env.setup()
+        yield mesh_env
+    finally:
+        await mesh_env.close()
+
+
+async def test_request_goes_through_both_sidecars_with_mtls(env: MeshEnv):
+    vip = env.topo.vip()
+    answer = await env.get("a", f"http://{vip}/")
+    assert answer["server"] == "b"
+    named = await env.get("a", f"http://{vip}/", "Host: web.default.svc.cluster.local")
+    assert named["server"] == "b"
+
+    # B learns who called: A's SPIFFE ID, set by B's sidecar from the client certificate
+    xfcc = answer["headers"]["x-forwarded-client-cert"]
+    assert "URI=spiffe://cluster.local/ns/default/sa/sleep" in xfcc
+    assert "By=spiffe://cluster.local/ns/default/sa/web" in xfcc
+    # a header the caller sets itself is replaced, not trusted
+    spoofed = await env.get("a", f"http://{vip}/", "x-forwarded-client-cert: URI=spiffe://evil")
+    assert "evil" not in spoofed["headers"]["x-forwarded-client-cert"]
+
+    cluster = "cluster.outbound|80||web.default.svc.cluster.local"
+    a_stats, b_stats = await harness.stats(env.topo, "a"), await harness.stats(env.topo, "b")
+    assert a_stats["http.outbound_0.0.0.0_80.downstream_rq_total"] >= 3
+    assert a_stats[f"{cluster}.upstream_cx_total"] >= 1
+    assert a_stats[f"{cluster}.ssl.handshake"] >= 1
+    assert b_stats["http.inbound_0.0.0.0_8080.downstream_rq_total"] >= 3
+    assert b_stats["listener.0.0.0.0_15006.ssl.handshake"] >= 1
+    assert b_stats["cluster.inbound|8080||.upstream_rq_total"] >= 3
+
+    # Prometheus stats on 15090 and readiness on 15021, reachable from another pod
+    code, body = await harness.curl(env.topo, "c", f"http://{env.topo.ip('b')}:15090/stats/prometheus")
+    assert code == 0 and "envoy_cluster_upstream_cx_total" in body
+    code, body = await harness.curl(env.topo, "c", f"http://{env.topo.ip('b')}:15021/healthz/ready")
+    assert code == 0 and "LIVE" in body
+
+    for status in env.server.status():
+        assert status.connected and status.synced, status
+        assert status.last_nack is None
+
+
+async def test_strict_refuses_plaintext_and_permissive_accepts_it(env: MeshEnv):
+    url = f"http://{env.topo.ip('b')}:8080/"
+    code, _ = await harness.curl(env.topo, "c", url, 3)
+    assert code != 0, "a plaintext request from outside the mesh must be refused under STRICT"
+
+    env.source.put(PEER_AUTHENTICATIONS, {
+        "apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "default"},
+        "spec": {"mtls": {"mode": "PERMISSIVE"}}})
+    try:
+        async def plaintext_ok():
+            code, body = await harness.curl(env.topo, "c", url, 3)
+            return code == 0 and json.loads(body)["server"] == "b"
+        await harness.wait_for(plaintext_ok, timeout=10)
+        # mesh traffic still uses mTLS under PERMISSIVE
+        answer = await env.get("a", f"http://{env.topo.vip()}/")
+        assert "spiffe://cluster.local/ns/default/sa/sleep" in answer["headers"]["x-forwarded-client-cert"]
+    finally:
+        env.source.delete(PEER_AUTHENTICATIONS, "default", "default")
+
+    async def refused_again():
+        code, _ = await harness.curl(env.topo, "c", url, 3)
+        return code != 0
+    await harness.wait_for(refused_again, timeout=10)
+
+
+async def test_nack_is_recorded_and_traffic_keeps_working(env: MeshEnv):
+    bad_node = env.node("a")
+    good_translate = env.control.translator
+
+    def with_bad_cluster(state, proxy, mesh, services):
+        resources = good_translate(state, proxy, mesh, services)
+        if proxy.pod != "a":
+            return resources
+        from shoal.mesh.translate import protos
+        bad = protos.to_proto(protos.CLUSTER, {
+            "name": "broken", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "broken", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": "not-an-ip", "port_value": 1}}}}]}]}})
+        return type(resources)(clusters=resources.clusters + (bad,),
+                               endpoints=resources.endpoints, listeners=resources.listeners,
+                               routes=resources.routes)
+
+    b_before = env.server.proxy_status(env.node("b"))
+    env.control.translator = with_bad_cluster
+    try:
+        env.source.put(NAMESPACES, {"metadata": {"name": "default", "labels": {
+            "istio-injection": "enabled", "touched": "1"}}})
+
+        async def nacked():
+            status = env.server.proxy_status(bad_node)
+            return status.last_nack
+        nack = await harness.wait_for(nacked, timeout=10)
+        assert nack.type == "CDS"
+        assert "not-an-ip" in nack.message
+        # the other proxy was not pushed anything and stays in sync
+        b_after = env.server.proxy_status(env.node("b"))
+        assert b_after.acked == b_before.acked and b_after.last_nack is None
+        # the NACKing proxy keeps its last good config: traffic still flows
+        assert (await env.get("a", f"http://{env.topo.vip()}/"))["server"] == "b"
+    finally:
+        env.control.translator = good_translate
+        env.source.put(NAMESPACES, {"metadata": {"name": "default", "labels": {
+            "istio-injection": "enabled"}}})
+
+    async def recovered():
+        return env.server.proxy_status(bad_node).synced
+    await harness.wait_for(recovered, timeout=10)
