@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from shoal.api import errors, names
+from shoal.api import errors, names, selectors
 from shoal.api.errors import FieldError
 
 Errs = list[FieldError]
@@ -96,34 +96,12 @@ def labels(path: str, value: Any) -> Errs:
     return errs
 
 
-_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-
 def label_selector(path: str, value: Any) -> Errs:
-    """A metav1.LabelSelector (matchLabels + matchExpressions)."""
-    sel = as_dict(value)
-    errs = labels(f"{path}.matchLabels", sel.get("matchLabels"))
-    for i, req in enumerate(as_list(sel.get("matchExpressions"))):
-        req = as_dict(req)
-        p = f"{path}.matchExpressions[{i}]"
-        key = req.get("key")
-        errs += required_str(f"{p}.key", key)
-        errs += check_format(f"{p}.key", key, names.check_qualified_name)
-        op = req.get("operator")
-        if not op:
-            errs.append(errors.required(f"{p}.operator"))
-        else:
-            errs += one_of(f"{p}.operator", op, _SELECTOR_OPERATORS)
-        values = as_list(req.get("values"))
-        if op in ("In", "NotIn") and not values:
-            errs.append(errors.required(
-                f"{p}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
-        if op in ("Exists", "DoesNotExist") and values:
-            errs.append(errors.forbidden(
-                f"{p}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
-        for j, v in enumerate(values):
-            errs += check_format(f"{p}.values[{j}]", v, names.check_label_value)
-    return errs
+    """A metav1.LabelSelector (matchLabels + matchExpressions), checked by
+    `shoal.api.selectors` (one implementation of selector rules for the whole API)."""
+    if not isinstance(value, dict):
+        return []  # wrong types are reported by the structural schema
+    return selectors.label_selector_errors(value, path)
 
 
 def selector_is_empty(value: Any) -> bool:
@@ -132,24 +110,10 @@ def selector_is_empty(value: Any) -> bool:
 
 
 def selector_matches(value: Any, target: dict[str, Any]) -> bool:
-    """Whether a LabelSelector matches a label set (an empty selector matches everything)."""
-    sel = as_dict(value)
-    for k, v in as_dict(sel.get("matchLabels")).items():
-        if target.get(k) != v:
-            return False
-    for req in as_list(sel.get("matchExpressions")):
-        req = as_dict(req)
-        key, op, values = req.get("key"), req.get("operator"), as_list(req.get("values"))
-        present = key in target
-        if op == "In" and not (present and target[key] in values):
-            return False
-        if op == "NotIn" and present and target[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
+    """Whether a valid LabelSelector matches a label set (empty matches everything)."""
+    if not isinstance(value, dict) or selectors.label_selector_errors(value, "selector"):
+        return True  # an invalid selector is reported on its own; do not pile on
+    return selectors.selector_from_spec(value).matches(target)
 
 
 def immutable(path: str, new: Any, old: Any) -> Errs:
