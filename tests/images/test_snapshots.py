@@ -1,0 +1,66 @@
+"""Overlay snapshots on real mounts: busybox rootfs, isolation, idempotence, many layers."""
+
+import os
+import subprocess
+
+import pytest
+
+from shoal.images import SnapshotError, mounts
+
+from .conftest import image_from_layers, layer_tar, tar_entry
+
+
+def test_busybox_snapshot_is_a_working_writable_rootfs(store, busybox):
+    root = store.snapshots.prepare("ctr-1", busybox)
+    assert mounts.is_mounted(root)
+    assert (root / "bin/busybox").is_file()
+    assert os.readlink(root / "bin/sh") == "/bin/busybox"
+    for name in ("passwd", "group", "nsswitch.conf", "hosts"):
+        assert (root / "etc" / name).is_file()
+    out = subprocess.run(["chroot", str(root), "/bin/sh", "-c", "echo hi > /tmp/x; cat /tmp/x; id -un"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["hi", "root"]
+    # The write landed in this snapshot's upper dir, not in the shared layer.
+    layer = store.layer_store.path(busybox.diff_ids[0])
+    assert (store.snapshots.diff("ctr-1") / "tmp/x").read_text() == "hi\n"
+    assert not (layer / "tmp/x").exists()
+    (root / "bin/busybox").write_bytes(b"clobbered")
+    assert (layer / "bin/busybox").stat().st_size > 100_000
+    # A second container from the same image sees the pristine image.
+    other = store.snapshots.prepare("ctr-2", busybox)
+    assert not (other / "tmp/x").exists()
+    assert (other / "bin/busybox").stat().st_size > 100_000
+    # Idempotent prepare, list, remove.
+    assert store.snapshots.prepare("ctr-1", busybox) == root
+    assert store.snapshots.list() == ["ctr-1", "ctr-2"]
+    store.snapshots.remove("ctr-1")
+    store.snapshots.remove("ctr-1")
+    assert not mounts.is_mounted(root) and not root.exists()
+    assert store.snapshots.list() == ["ctr-2"]
+    store.snapshots.cleanup_all()
+    assert mounts.mounts_under(store.root) == []
+
+
+def test_prepare_rejects_bad_keys_and_a_different_image_under_a_live_key(store, busybox):
+    with pytest.raises(SnapshotError, match="snapshot key"):
+        store.snapshots.prepare("../x", busybox)
+    other = image_from_layers(store, [layer_tar([tar_entry("a", data=b"a")])])
+    store.snapshots.prepare("k", busybox)
+    with pytest.raises(SnapshotError, match="already mounted"):
+        store.snapshots.prepare("k", other)
+
+
+def test_many_layers_stack_in_order_with_short_mount_options(store):
+    layers = []
+    for n in range(12):
+        entries = [tar_entry(f"layer{n}", data=str(n).encode()), tar_entry("top", data=str(n).encode())]
+        layers.append(layer_tar(entries))
+    img = image_from_layers(store, layers)
+    root = store.snapshots.prepare("tall", img)
+    assert (root / "top").read_text() == "11"  # the last layer wins
+    assert sorted(os.listdir(root)) == sorted([f"layer{n}" for n in range(12)] + ["top"])
+    # The option string given to mount(2) uses the short lower/<n> links.
+    long_form = ":".join(str(store.layer_store.path(d)) for d in img.diff_ids)
+    assert len(long_form) > 900
+    line = next(l for l in open("/proc/self/mountinfo") if f" {root} " in l)
+    assert "lowerdir=lower/11:lower/10:lower/9:" in line and ",upperdir=upper," in line
