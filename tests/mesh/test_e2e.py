@@ -8,6 +8,7 @@ without a sidecar. Service `web` has VIP 10.212.<n>.10:80 -> 8080.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import sys
 
@@ -38,6 +39,20 @@ def pod(name: str, ip: str, sa: str, labels: dict, ports=(), sidecar=True) -> di
         "status": {"phase": "Running", "podIP": ip,
                    "conditions": [{"type": "Ready", "status": "True"}]},
     }
+
+
+async def workload_serials(env) -> dict[str, tuple[str, datetime.datetime]]:
+    """pod -> (serial, expiry) of the SPIFFE certificate its sidecar presents."""
+    result = {}
+    for name in ("a", "b"):
+        dump = json.loads(await harness.admin(env.topo, name, "/certs"))
+        for cert in dump["certificates"]:
+            for entry in cert.get("cert_chain", []):
+                if any("spiffe://" in str(san) for san in entry.get("subject_alt_names", [])):
+                    expiry = datetime.datetime.fromisoformat(
+                        entry["expiration_time"].replace("Z", "+00:00"))
+                    result[name] = (entry["serial_number"], expiry)
+    return result
 
 
 class MeshEnv:
@@ -230,3 +245,58 @@ async def test_nack_is_recorded_and_traffic_keeps_working(env: MeshEnv):
     async def recovered():
         return env.server.proxy_status(bad_node).synced
     await harness.wait_for(recovered, timeout=10)
+
+
+async def test_certificates_rotate_during_traffic_without_failures(env: MeshEnv):
+    # restart the control plane with 6 s certificates: rotation every 3 s
+    await env.stop_control_plane()
+    await env.start_control_plane(MeshConfig(cert_ttl_seconds=6))
+    try:
+        async def reconnected():
+            statuses = env.server.status()
+            return len(statuses) == 2 and all(s.connected and s.synced for s in statuses)
+        await harness.wait_for(reconnected, timeout=20)
+        first = {s.node_id: s.cert_expiry for s in env.server.status()}
+        serials_before = await workload_serials(env)
+        result = await env.loop("a", f"http://{env.topo.vip()}/", 15)
+        assert result["failed"] == 0, result
+        assert result["ok"] > 50, result
+        # several rotations happened, each acked by the proxies
+        for status in env.server.status():
+            assert status.cert_expiry > first[status.node_id]
+            assert status.last_nack is None
+        async def secrets_acked():
+            return all(s.acked.get("SDS") == s.sent.get("SDS") for s in env.server.status())
+        await harness.wait_for(secrets_acked, timeout=5)
+        # the sidecars present new, short-lived certificates
+        serials_after = await workload_serials(env)
+        for name in ("a", "b"):
+            assert serials_after[name][0] != serials_before[name][0]
+            left = serials_after[name][1] - datetime.datetime.now(datetime.timezone.utc)
+            assert left.total_seconds() < 7, left
+    finally:
+        await env.stop_control_plane()
+        await env.start_control_plane()
+
+
+async def test_traffic_survives_control_plane_restart_and_proxies_converge(env: MeshEnv):
+    url = f"http://{env.topo.vip()}/"
+    await env.stop_control_plane()
+    # no control plane: the sidecars keep their last config
+    for _ in range(3):
+        assert (await env.get("a", url))["server"] == "b"
+    # a new endpoint appears while the control plane is down: pod c (no sidecar, plaintext)
+    c = pod("c", env.topo.ip("c"), "default", {"app": "web"}, [8080], sidecar=False)
+    env.source.put(PODS, c)
+    await env.start_control_plane()
+
+    async def converged():
+        clusters = await harness.admin(env.topo, "a", "/clusters")
+        prefix = "outbound|80||web.default.svc.cluster.local::"
+        return f"{prefix}{env.topo.ip('c')}:8080::" in clusters
+    await harness.wait_for(converged, timeout=20)
+    result = await env.loop("a", url, 2)
+    assert result["failed"] == 0, result
+    assert set(result["servers"]) == {"b", "c"}, result
+    statuses = env.server.status()
+    assert all(s.connected and s.synced for s in statuses), statuses
