@@ -15,8 +15,12 @@ Why the service range is routed to the bridge and not only blackholed: a host pr
 OUTPUT hook can DNAT a ClusterIP; with only a blackhole route that connect fails. Routed
 to the bridge, the host reaches ClusterIPs like any pod. Whatever is not DNATed to an
 endpoint - a ClusterIP with no ready endpoint, an address no Service holds - is
-REJECTed (icmp-port-unreachable) in our filter FORWARD/OUTPUT chains, so a client gets
-"connection refused" at once, as with kube-proxy, instead of a hang.
+REJECTed in our filter FORWARD/OUTPUT chains, so a client gets "connection refused" at
+once, as with kube-proxy, instead of a hang. TCP is rejected with a TCP reset, other
+protocols with icmp-port-unreachable: ICMP errors to a pod are rate-limited per
+destination, and the ICMP redirect the host sends when a packet leaves by the interface
+it came in on (pod -> bridge -> bridge) spends that budget first, so an ICMP-only
+REJECT is silently swallowed for TCP and the client would hang in SYN retries.
 
 Why no packet for either range can leave by the default route: both ranges have a route
 that is more specific than the default route, so the default route never applies to
@@ -45,7 +49,7 @@ Base chains (P = chain_prefix), written here; the proxy and hostports own the re
     nat    POSTROUTING -> P-POSTROUTING: masquerade pod egress (-s pod_cidr ! -o bridge),
                                          masquerade packets carrying MASQUERADE_MARK
     nat    P-MARK-MASQ: set MASQUERADE_MARK
-    filter FORWARD     -> P-FORWARD:     reject the service range; accept from the
+    filter FORWARD     -> P-FORWARD:     reject the service range (tcp-reset/icmp); accept from the
                                          bridge, and to it when established or DNATed
     filter OUTPUT      -> P-OUTPUT:      reject the service range
 
@@ -109,13 +113,18 @@ def render_base_rules(settings: Settings, *, existing_nat: set[str]) -> list[rul
     filt = rules.TableRules("filter")
     filt.declare(ch("FORWARD"))
     filt.declare(ch("OUTPUT"))
-    reject = ("-d", settings.service_cidr, *rules.comment("no endpoint for this service address"),
-              "-j", "REJECT", "--reject-with", "icmp-port-unreachable")
-    filt.append(ch("FORWARD"), *reject)
+    note = rules.comment("no endpoint for this service address")
+    rejects = (
+        ("-p", "tcp", "-d", settings.service_cidr, *note, "-j", "REJECT", "--reject-with", "tcp-reset"),
+        ("-d", settings.service_cidr, *note, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"),
+    )
+    for reject in rejects:
+        filt.append(ch("FORWARD"), *reject)
     filt.append(ch("FORWARD"), "-i", settings.bridge, "-j", "ACCEPT")
     filt.append(ch("FORWARD"), "-o", settings.bridge, "-m", "conntrack", "--ctstate",
                 "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")
-    filt.append(ch("OUTPUT"), *reject)
+    for reject in rejects:
+        filt.append(ch("OUTPUT"), *reject)
     return [nat, filt]
 
 

@@ -49,6 +49,8 @@ def leftovers(settings: Settings, netns_prefix: str) -> list[str]:
     routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
     ranges = (settings.pod_cidr, settings.service_cidr)
     found += [f"route {line}" for line in routes.splitlines() if any(r in line for r in ranges)]
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
+    found += [f"mount {m}" for m in mounts.splitlines() if m.startswith(str(settings.state_dir))]
     return found
 
 
