@@ -517,6 +517,9 @@ def _clean_value(value: Any, field: _Field, path: str) -> Any:
 
 
 def _clean(value: dict, type_name: str, path: str) -> dict:
+    # $retainKeys only clears live fields; with nothing live there is nothing to check
+    # (Kubernetes does not validate it either when the field is new).
+    value = {k: v for k, v in value.items() if k != _RETAIN_KEYS}
     return _merge_map({}, value, type_name, path)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -409,3 +412,84 @@ def test_unknown_content_type_is_unsupported_media_type():
 def test_undecodable_body_is_a_bad_request():
     with pytest.raises(errors.BadRequest, match="not valid JSON"):
         patch.apply_patch({}, b"{nope", "application/merge-patch+json", "Pod")
+
+
+# ------------------------------------------------ differential: the real kubectl (Go code)
+
+KUBECTL = shutil.which("kubectl")
+
+LIVE_POD = {
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "p", "finalizers": ["a", "b"], "labels": {"app": "x", "t": "y"},
+                 "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o1", "uid": "u1"}]},
+    "spec": {"containers": [{"name": "a", "image": "1",
+                             "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                             "ports": [{"containerPort": 80, "name": "http"}, {"containerPort": 443}],
+                             "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+                             "command": ["x", "y"]},
+                            {"name": "b", "image": "2"}],
+             "volumes": [{"name": "v", "emptyDir": {}}, {"name": "w", "configMap": {"name": "c"}}],
+             "tolerations": [{"key": "k", "operator": "Exists"}],
+             "nodeSelector": {"a": "1", "b": "2"},
+             "initContainers": [{"name": "i1", "image": "i"}]},
+    "status": {"conditions": [{"type": "Ready", "status": "False"},
+                              {"type": "PodScheduled", "status": "True"}]}}
+LIVE_DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "w"}},
+             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+             "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [
+                 {"name": "web", "image": "n:1", "env": [{"name": "X", "value": "1"}]},
+                 {"name": "side", "image": "e"}]}}}}
+LIVE_SERVICE = {
+    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+    "spec": {"selector": {"app": "a"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"},
+                                                 {"port": 443, "protocol": "TCP"}]}}
+
+DIFFERENTIAL_CASES = [
+    (LIVE_POD, {"spec": {"containers": [{"name": "c", "image": "3"}, {"name": "a", "image": "7"}]}}),
+    (LIVE_POD, {"spec": {"containers": [{"name": "z", "image": "z"}, {"$patch": "replace"}]}}),
+    (LIVE_POD, {"spec": {"nodeSelector": {"c": "3", "$patch": "replace"},
+                         "tolerations": [{"key": "q", "operator": "Exists"}]}}),
+    (LIVE_POD, {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "c"}, {"name": "a"}],
+                         "containers": [{"name": "c", "image": "c"}]}}),
+    (LIVE_POD, {"spec": {"containers": [{"name": "a", "env": [
+        {"name": "C", "value": "3"}, {"name": "A", "$patch": "delete"}],
+        "ports": [{"containerPort": 8080}]}]}}),
+    (LIVE_POD, {"spec": {"containers": [{"name": "a", "$setElementOrder/env": [
+        {"name": "B"}, {"name": "A"}]}]}}),
+    (LIVE_POD, {"spec": {"containers": [{"name": "a", "command": ["z"], "volumeMounts": [
+        {"mountPath": "/w", "name": "w"}]}]}}),
+    (LIVE_POD, {"spec": {"volumes": [{"name": "v", "$retainKeys": ["hostPath", "name"],
+                                      "hostPath": {"path": "/srv"}}]}}),
+    (LIVE_POD, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "finalizers": ["z"]}}),
+    (LIVE_POD, {"metadata": {"$setElementOrder/finalizers": ["b", "z", "a"], "finalizers": ["z"]}}),
+    (LIVE_POD, {"metadata": {"ownerReferences": [
+        {"apiVersion": "v1", "kind": "Y", "name": "o2", "uid": "u2"}], "labels": {"t": None, "n": "1"}}}),
+    (LIVE_POD, {"status": {"conditions": [{"type": "Ready", "status": "True"},
+                                          {"type": "Initialized", "status": "True"}]}}),
+    (LIVE_POD, {"spec": {"containers": [{"name": "a", "ports": [
+        {"containerPort": 443, "protocol": "TCP"}, {"containerPort": 80, "$patch": "delete"}]}]}}),
+    (LIVE_DEPLOYMENT, {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+    (LIVE_DEPLOYMENT, {"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "web"}],
+        "containers": [{"name": "side", "$patch": "delete"}, {"name": "web", "image": "n:2"}]}}}}),
+    (LIVE_SERVICE, {"spec": {"ports": [{"port": 80, "targetPort": 9090}, {"port": 8080}],
+                             "selector": {"app": None, "b": "c"}}}),
+    (LIVE_SERVICE, {"spec": {"$setElementOrder/ports": [{"port": 443}, {"port": 80}]}}),
+]
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("live,body", DIFFERENTIAL_CASES)
+def test_strategic_merge_matches_kubectl(live, body, tmp_path):
+    """`kubectl patch --local` runs Kubernetes' own strategicpatch code: same result."""
+    source = tmp_path / "live.json"
+    source.write_text(json.dumps(live))
+    done = subprocess.run(
+        [KUBECTL, "patch", "-f", str(source), "--local", "--type", "strategic",
+         "-p", json.dumps(body), "-o", "json"],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "KUBECONFIG": str(tmp_path / "none")})
+    assert done.returncode == 0, done.stderr
+    assert patch.strategic_merge_patch(live, body, live["kind"]) == json.loads(done.stdout)
