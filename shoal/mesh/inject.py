@@ -1,0 +1,163 @@
+"""Sidecar injection: a pure admission step that adds the `istio-proxy` container.
+
+Who gets a sidecar (`needs_injection`), in Istio's order:
+
+1. never pods with `hostNetwork`, and never twice (`sidecar.istio.io/status` present);
+2. the pod's label or annotation `sidecar.istio.io/inject` ("true"/"false") decides
+   when present (label first, as in current Istio);
+3. else the namespace: label `istio-injection=enabled` or `shoal.io/mesh=enabled`
+   (`istio-injection=disabled` wins over `shoal.io/mesh`).
+
+What injection adds (`inject`): the `istio-proxy` container first in the list (the
+node agent starts it first and starts the app containers only once it is ready:
+readiness GET :15021/healthz/ready), running as UID/GID 1337 without privileges, with
+resources, the `http-envoy-prom` port 15090, and downward-API env the node agent uses
+to build the bootstrap; the `sidecar.istio.io/status` annotation (Istio's JSON shape),
+Prometheus scrape annotations and the `security.istio.io/tlsMode=istio` label.
+
+A pod whose app container runs as UID 1337 is rejected (`validate_pod`): its traffic
+would bypass capture. `admit_pod` is the admission entry point for the API server:
+(pod, errors); the server raises `Invalid` with the errors if there are any. All
+functions are pure and never modify their input.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any
+
+from shoal.api.errors import FieldError, invalid
+from shoal.mesh.translate import names
+from shoal.mesh.translate.model import SIDECAR_CONTAINER, STATUS_ANNOTATION
+
+Obj = dict[str, Any]
+
+INJECT_KEY = "sidecar.istio.io/inject"
+NAMESPACE_LABELS = (("istio-injection", "enabled"), ("shoal.io/mesh", "enabled"))
+DEFAULT_IMAGE = "shoal.local/proxyv2:envoy-1.40"
+"""Image marker of the sidecar: the node agent runs shoal's Envoy for it, no pull."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InjectOptions:
+    image: str = DEFAULT_IMAGE
+    proxy_uid: int = 1337
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    cpu_limit: str = "2000m"
+    memory_limit: str = "1Gi"
+    concurrency: int = 2
+    """Envoy worker threads (--concurrency)."""
+
+
+def _truthy(value: Any) -> bool | None:
+    if value is None:
+        return None
+    return str(value).lower() in ("true", "yes", "y", "1", "enabled")
+
+
+def needs_injection(pod: Obj, namespace: Obj | None) -> bool:
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    if spec.get("hostNetwork") or STATUS_ANNOTATION in annotations:
+        return False
+    if any(c.get("name") == SIDECAR_CONTAINER for c in spec.get("containers") or []):
+        return False
+    for source in (labels, annotations):
+        decided = _truthy(source.get(INJECT_KEY))
+        if decided is not None:
+            return decided
+    ns_labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+    if ns_labels.get("istio-injection") == "disabled":
+        return False
+    return any(ns_labels.get(k) == v for k, v in NAMESPACE_LABELS)
+
+
+def validate_pod(pod: Obj, proxy_uid: int = 1337) -> list[FieldError]:
+    """Reasons a pod cannot be meshed: an app container running as the proxy's UID."""
+    errors = []
+    spec = pod.get("spec") or {}
+    pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(kind) or []):
+            if container.get("name") == SIDECAR_CONTAINER:
+                continue
+            own = (container.get("securityContext") or {}).get("runAsUser")
+            uid = own if own is not None else pod_uid
+            if uid is not None and int(uid) == proxy_uid:
+                path = (f"spec.{kind}[{index}].securityContext.runAsUser" if own is not None
+                        else "spec.securityContext.runAsUser")
+                errors.append(invalid(path, uid,
+                    f"UID {proxy_uid} is reserved for the sidecar proxy: traffic of "
+                    f"container {container.get('name')!r} would bypass the mesh"))
+    return errors
+
+
+def sidecar_container(options: InjectOptions) -> Obj:
+    uid = options.proxy_uid
+    def field(path: str) -> Obj:
+        return {"valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+    return {
+        "name": SIDECAR_CONTAINER,
+        "image": options.image,
+        "args": ["proxy", "sidecar", "--concurrency", str(options.concurrency)],
+        "env": [
+            {"name": "POD_NAME", **field("metadata.name")},
+            {"name": "POD_NAMESPACE", **field("metadata.namespace")},
+            {"name": "INSTANCE_IP", **field("status.podIP")},
+            {"name": "SERVICE_ACCOUNT", **field("spec.serviceAccountName")},
+        ],
+        "ports": [{"containerPort": names.PROMETHEUS_PORT, "name": "http-envoy-prom",
+                   "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/healthz/ready", "port": names.READINESS_PORT},
+            "initialDelaySeconds": 0, "periodSeconds": 2, "timeoutSeconds": 3,
+            "failureThreshold": 30,
+        },
+        "resources": {
+            "requests": {"cpu": options.cpu_request, "memory": options.memory_request},
+            "limits": {"cpu": options.cpu_limit, "memory": options.memory_limit},
+        },
+        "securityContext": {
+            "runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "privileged": False, "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def inject(pod: Obj, namespace: Obj | None = None,
+           options: InjectOptions = InjectOptions()) -> Obj:
+    """A copy of `pod` with the sidecar (unconditionally; see `needs_injection`)."""
+    result = copy.deepcopy(pod)
+    meta = result.setdefault("metadata", {})
+    spec = result.setdefault("spec", {})
+    spec["containers"] = [sidecar_container(options)] + list(spec.get("containers") or [])
+    annotations = meta.setdefault("annotations", {}) or {}
+    meta["annotations"] = annotations
+    annotations[STATUS_ANNOTATION] = json.dumps({
+        "initContainers": None, "containers": [SIDECAR_CONTAINER], "volumes": [],
+        "imagePullSecrets": None, "revision": "default"}, separators=(",", ":"))
+    annotations.setdefault("prometheus.io/scrape", "true")
+    annotations.setdefault("prometheus.io/port", str(names.PROMETHEUS_PORT))
+    annotations.setdefault("prometheus.io/path", "/stats/prometheus")
+    labels = meta.setdefault("labels", {}) or {}
+    meta["labels"] = labels
+    labels.setdefault("security.istio.io/tlsMode", "istio")
+    app = labels.get("app.kubernetes.io/name") or labels.get("app") or meta.get("name") or ""
+    if app:
+        labels.setdefault("service.istio.io/canonical-name", app)
+    return result
+
+
+def admit_pod(pod: Obj, namespace: Obj | None,
+              options: InjectOptions = InjectOptions()) -> tuple[Obj, list[FieldError]]:
+    """Admission: (the pod, injected if it should be; field errors if it cannot be)."""
+    if not needs_injection(pod, namespace):
+        return pod, []
+    errors = validate_pod(pod, options.proxy_uid)
+    if errors:
+        return pod, errors
+    return inject(pod, namespace, options), []
