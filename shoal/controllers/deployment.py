@@ -95,6 +95,15 @@ class DeploymentController:
     # -- reconcile --------------------------------------------------------------------
 
     async def reconcile(self, request: Request) -> Result | None:
+        try:
+            return await self._reconcile(request)
+        except api_errors.NotFound:
+            # The Deployment went away mid-reconcile; its DELETED event follows.
+            if self.deployments.get(request.namespace, request.name) is None:
+                return None
+            raise
+
+    async def _reconcile(self, request: Request) -> Result | None:
         cached = self.deployments.get(request.namespace, request.name)
         if cached is None or podutil.is_deleting(cached):
             return None

@@ -43,6 +43,7 @@ from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping, Protoc
 
 from shoal.api import errors as api_errors
 from shoal.api.client import ApiClient, Obj
+from shoal.controllers.errors import ControllerError
 
 log = logging.getLogger(__name__)
 
@@ -539,7 +540,8 @@ class Controller:
                     log.debug("%s: %s: conflict, retrying", self.name, request)
                 else:
                     log.warning("%s: reconcile %s failed: %s", self.name, request, exc,
-                                exc_info=not isinstance(exc, api_errors.StatusError))
+                                exc_info=not isinstance(exc, (api_errors.StatusError,
+                                                              ControllerError)))
                 self.queue.add_rate_limited(request)
             else:
                 if result is not None and result.requeue_after is not None:

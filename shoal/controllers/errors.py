@@ -24,3 +24,11 @@ class RevisionNotFound(ControllerError):
 
 class RollbackSkipped(ControllerError):
     """The revision to roll back to has the template the Deployment already runs."""
+
+
+def namespace_terminating(exc: BaseException) -> bool:
+    """The API refused to create something because its namespace is being deleted
+    (Kubernetes' NamespaceTerminatingCause): controllers drop such creates quietly."""
+    from shoal.api import errors as api_errors
+
+    return isinstance(exc, api_errors.Forbidden) and "being terminated" in str(exc)

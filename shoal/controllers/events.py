@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 
 from shoal.api import errors as api_errors
 from shoal.api.client import ApiClient, Obj
+from shoal.controllers.errors import namespace_terminating
 from shoal.controllers.pods import format_time
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class EventRecorder:
             async with lock:
                 return await self._record(key, ref, type_, reason, message)
         except Exception as exc:  # noqa: BLE001 - events are best effort
+            if namespace_terminating(exc):
+                return None
             log.warning("%s: could not record event %s %s on %s/%s: %s", self.component,
                         type_, reason, ref.get("namespace"), ref.get("name"), exc)
             return None

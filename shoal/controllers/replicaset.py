@@ -33,7 +33,7 @@ from shoal.api import selectors
 from shoal.api.client import Obj
 from shoal.controllers import engine, pods as podutil
 from shoal.controllers.engine import Change, Controller, Manager, Request, Result
-from shoal.controllers.errors import ControllerError
+from shoal.controllers.errors import ControllerError, namespace_terminating
 from shoal.controllers.events import EventRecorder
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,10 @@ class ReplicaSetController:
         if status != {k: v for k, v in (cached.get("status") or {}).items()}:
             body = engine.clone(self.replicasets.get(request.namespace, request.name) or rs)
             body["status"] = status
-            await self.writer.update_status(REPLICASETS, body)
+            try:
+                await self.writer.update_status(REPLICASETS, body)
+            except api_errors.NotFound:
+                return None  # deleted meanwhile
         if failure is not None:
             raise _ManageFailed(failure)
         return self._wake_for_availability(rs, active, now)
@@ -205,6 +208,8 @@ class ReplicaSetController:
                                            return_exceptions=True)
             created += size
             errors = [r for r in results if isinstance(r, BaseException)]
+            if errors and all(namespace_terminating(e) for e in errors):
+                return None  # the namespace is going away; nothing to report
             if errors:
                 message = f"Error creating: {errors[0]}"
                 await self.recorder.warning(rs, "FailedCreate", message)
