@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
+import shutil
+import subprocess
+import threading
 
 import pytest
 
@@ -334,3 +339,105 @@ def test_render_text_of_a_narrow_table_and_odd_cells():
         "b      true   \n"
     )
     assert printers.render_text({"columnDefinitions": [printers.NAME], "rows": []}) == ""
+
+
+# ------------------------------------------------- the real kubectl renders our Tables
+
+KUBECTL = shutil.which("kubectl")
+
+SERVED = {
+    "pods": ("Pod", [
+        pod({"phase": "Running", "podIP": "10.42.0.5", "conditions": READY,
+             "containerStatuses": [running(restarts=2, lastState={"terminated": {
+                 "exitCode": 1, "finishedAt": ago(90)}})]}, nodeName="shoal"),
+        {**pod({"phase": "Pending", "containerStatuses": [waiting("ContainerCreating")]}),
+         "metadata": {**meta("database-0", 3 * 86400), "namespace": "shop"}},
+    ]),
+    "services": ("Service", [
+        {"metadata": meta("web", 30), "spec": {
+            "type": "NodePort", "clusterIP": "10.43.0.11", "selector": {"app": "web"},
+            "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]}},
+    ]),
+    "events": ("Event", [
+        {"metadata": meta("web-1.17a", 600), "type": "Warning", "reason": "BackOff",
+         "involvedObject": {"kind": "Pod", "name": "web-1", "fieldPath": "spec.containers{web}"},
+         "message": "Back-off restarting failed container", "count": 3,
+         "firstTimestamp": ago(600), "lastTimestamp": ago(30),
+         "source": {"component": "kubelet", "host": "shoal"}},
+    ]),
+}
+
+
+class _TableServer(http.server.BaseHTTPRequestHandler):
+    """Just enough of an API server for `kubectl get`: discovery plus Table lists."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        resource = path.rsplit("/", 1)[-1]
+        if path == "/api":
+            body = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        elif path == "/apis":
+            body = {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+        elif path == "/api/v1":
+            body = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                {"name": name, "singularName": name[:-1], "namespaced": True, "kind": kind,
+                 "verbs": ["get", "list"]} for name, (kind, _) in SERVED.items()]}
+        elif resource in SERVED and "as=Table" in (self.headers.get("Accept") or ""):
+            kind, objects = SERVED[resource]
+            namespace = path.split("/namespaces/")[1].split("/")[0] if "/namespaces/" in path else None
+            chosen = [o for o in objects if namespace in (None, o["metadata"]["namespace"])]
+            body = printers.table(kind, chosen, wide=True, now=NOW)
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def kubectl(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TableServer)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u, namespace: default}}]\n"
+        "users: [{name: u, user: {}}]\n")
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [KUBECTL, "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"), *args],
+            capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    yield run
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("resource,flags", [
+    ("pods", []), ("pods", ["-o", "wide"]), ("pods", ["-A"]), ("pods", ["--no-headers"]),
+    ("services", ["-o", "wide"]), ("events", []), ("events", ["-o", "wide"]),
+])
+def test_kubectl_get_prints_our_table_exactly_like_render_text(kubectl, resource, flags):
+    kind, objects = SERVED[resource]
+    all_namespaces = "-A" in flags
+    shown = objects if all_namespaces else [o for o in objects
+                                            if o["metadata"]["namespace"] == "default"]
+    expected = printers.render_text(
+        printers.table(kind, shown, wide=True, now=NOW), wide="wide" in flags,
+        show_namespace=all_namespaces, no_headers="--no-headers" in flags)
+    assert kubectl("get", resource, *flags) == expected
