@@ -493,3 +493,21 @@ def test_strategic_merge_matches_kubectl(live, body, tmp_path):
         env={**os.environ, "KUBECONFIG": str(tmp_path / "none")})
     assert done.returncode == 0, done.stderr
     assert patch.strategic_merge_patch(live, body, live["kind"]) == json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("content_type,body", [
+    ("application/merge-patch+json", {"spec": {"containers": [{"name": "x"}], "n": {"a": 1}}}),
+    ("application/json-patch+json", [{"op": "add", "path": "/spec/n", "value": {"a": 1}}]),
+    ("application/strategic-merge-patch+json",
+     {"spec": {"$setElementOrder/containers": [{"name": "web"}],
+               "containers": [{"name": "web", "env": [{"name": "A", "value": "1"}]}],
+               "n": {"a": 1}}}),
+])
+def test_inputs_are_never_mutated_nor_shared_with_the_result(content_type, body):
+    live = pod({"name": "web", "image": "nginx", "env": [{"name": "B", "value": "2"}]})
+    live_before, body_before = copy.deepcopy(live), copy.deepcopy(body)
+    out = patch.apply_patch(live, body, content_type, "Pod")
+    assert live == live_before and body == body_before
+    out["spec"]["n"]["a"] = 2
+    out["spec"]["containers"][0]["name"] = "changed"
+    assert live == live_before and body == body_before
