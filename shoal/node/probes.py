@@ -1,0 +1,203 @@
+"""Probes and lifecycle handlers: httpGet, tcpSocket, exec, grpc — one attempt each.
+
+`run_handler(handler, ...)` performs one probe attempt and returns a `ProbeResult`
+(success, message); the message is what the kubelet puts into `Unhealthy` events
+(`Liveness probe failed: HTTP probe failed with statuscode: 500`). httpGet and tcpSocket
+connect from the host to the pod IP (the host routes to the pod bridge); exec runs through
+the runtime; grpc calls grpc.health.v1.Health/Check with grpcio (request/response are
+encoded by hand: both are one-field protobuf messages, so no generated module is needed).
+
+`ProbeLoop` runs one probe of one container instance on its schedule (initialDelaySeconds,
+periodSeconds, timeoutSeconds, successThreshold, failureThreshold; Kubernetes defaults
+10/1/1/3 when absent) and reports each result transition through a callback. It is an
+asyncio task owned by the pod worker and cancelled when the instance stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+import httpx
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+
+
+class ExecRunner(Protocol):
+    async def __call__(self, args: list[str], timeout: float) -> tuple[int, bytes, bytes]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeResult:
+    success: bool
+    message: str = ""
+
+
+def resolve_port(port: Any, container: Obj) -> int:
+    """A probe port by number or by the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    for p in container.get("ports") or []:
+        if p.get("name") == port:
+            return int(p["containerPort"])
+    raise ValueError(f"port {port!r}: no container port has this name")
+
+
+async def _http_get(spec: Obj, host: str, port: int, timeout: float) -> ProbeResult:
+    scheme = (spec.get("scheme") or "HTTP").lower()
+    path = spec.get("path") or "/"
+    target = spec.get("host") or host
+    headers = {h["name"]: h["value"] for h in spec.get("httpHeaders") or []}
+    headers.setdefault("User-Agent", "kube-probe/1.30")
+    url = f"{scheme}://{target}:{port}{path if path.startswith('/') else '/' + path}"
+    try:
+        async with httpx.AsyncClient(verify=False, timeout=timeout, trust_env=False) as http:
+            resp = await http.get(url, headers=headers)
+    except httpx.TimeoutException:
+        return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
+    except httpx.HTTPError as exc:
+        return ProbeResult(False, f'Get "{url}": {exc or type(exc).__name__}')
+    if 200 <= resp.status_code < 400:
+        return ProbeResult(True)
+    return ProbeResult(False, f"HTTP probe failed with statuscode: {resp.status_code}")
+
+
+async def _tcp(host: str, port: int, timeout: float) -> ProbeResult:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        return ProbeResult(False, f"dial tcp {host}:{port}: i/o timeout")
+    except OSError as exc:
+        return ProbeResult(False, f"dial tcp {host}:{port}: {exc.strerror or exc}")
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return ProbeResult(True)
+
+
+async def _grpc(host: str, port: int, service: str, timeout: float) -> ProbeResult:
+    import grpc  # imported lazily: only pods with grpc probes pay for it
+
+    svc = service.encode()
+    request = (b"\x0a" + bytes([len(svc)]) + svc) if svc else b""
+    try:
+        async with grpc.aio.insecure_channel(f"{host}:{port}") as channel:
+            call = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                       request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            reply = await call(request, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        return ProbeResult(False, f"failed to connect service {host}:{port} within {timeout:g}s: {exc.code().name}")
+    # HealthCheckResponse { ServingStatus status = 1; } SERVING = 1
+    status = reply[1] if len(reply) >= 2 and reply[0] == 0x08 else 0
+    if status == 1:
+        return ProbeResult(True)
+    names = {0: "UNKNOWN", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+    return ProbeResult(False, f"service unhealthy (responded with \"{names.get(status, status)}\")")
+
+
+async def run_handler(handler: Obj, *, host: str, container: Obj, timeout: float,
+                      exec_runner: ExecRunner) -> ProbeResult:
+    """One attempt of a probe or lifecycle handler."""
+    try:
+        if handler.get("exec") is not None:
+            cmd = list(handler["exec"].get("command") or [])
+            try:
+                code, out, err = await exec_runner(cmd, timeout)
+            except asyncio.TimeoutError:
+                return ProbeResult(False, f"command {cmd!r} timed out")
+            if code == 0:
+                return ProbeResult(True)
+            text = (out + err).decode(errors="replace").strip()
+            return ProbeResult(False, text or f"command {cmd!r} exited with {code}")
+        if handler.get("httpGet") is not None:
+            spec = handler["httpGet"]
+            return await _http_get(spec, host, resolve_port(spec.get("port"), container), timeout)
+        if handler.get("tcpSocket") is not None:
+            spec = handler["tcpSocket"]
+            return await _tcp(spec.get("host") or host, resolve_port(spec.get("port"), container), timeout)
+        if handler.get("grpc") is not None:
+            spec = handler["grpc"]
+            return await _grpc(host, int(spec["port"]), spec.get("service") or "", timeout)
+        if handler.get("sleep") is not None:
+            await asyncio.sleep(float(handler["sleep"].get("seconds", 0)))
+            return ProbeResult(True)
+    except ValueError as exc:
+        return ProbeResult(False, str(exc))
+    except Exception as exc:  # a probe never crashes its loop; the failure is the result
+        log.debug("probe error", exc_info=True)
+        return ProbeResult(False, f"{type(exc).__name__}: {exc}")
+    return ProbeResult(False, "probe has no handler (exec, httpGet, tcpSocket, grpc)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeTiming:
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    @classmethod
+    def of(cls, probe: Obj) -> "ProbeTiming":
+        return cls(
+            initial_delay=float(probe.get("initialDelaySeconds") or 0),
+            period=float(probe.get("periodSeconds") or 10),
+            timeout=float(probe.get("timeoutSeconds") or 1),
+            success_threshold=int(probe.get("successThreshold") or 1),
+            failure_threshold=int(probe.get("failureThreshold") or 3),
+        )
+
+
+class ProbeLoop:
+    """Runs one probe on schedule; calls `on_change(result)` when the verdict flips
+    (after the thresholds), starting from `initial` (False for readiness/startup)."""
+
+    def __init__(self, kind: str, probe: Obj, *, host: str, container: Obj, exec_runner: ExecRunner,
+                 on_change: Callable[[str, bool, str], Awaitable[None]], time_scale: float = 1.0) -> None:
+        self.kind = kind  # "liveness" | "readiness" | "startup"
+        self.probe = probe
+        self.timing = ProbeTiming.of(probe)
+        self.host = host
+        self.container = container
+        self.exec_runner = exec_runner
+        self.on_change = on_change
+        self.time_scale = time_scale
+        self.verdict: bool | None = None
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"probe-{self.kind}")
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _run(self) -> None:
+        t = self.timing
+        await asyncio.sleep(t.initial_delay * self.time_scale)
+        successes = failures = 0
+        while True:
+            result = await run_handler(self.probe, host=self.host, container=self.container,
+                                       timeout=t.timeout, exec_runner=self.exec_runner)
+            if result.success:
+                successes, failures = successes + 1, 0
+                if self.verdict is not True and successes >= t.success_threshold:
+                    self.verdict = True
+                    await self.on_change(self.kind, True, "")
+            else:
+                successes, failures = 0, failures + 1
+                if failures >= t.failure_threshold and self.verdict is not False:
+                    self.verdict = False
+                    await self.on_change(self.kind, False, result.message)
+                    if self.kind != "readiness":
+                        failures = 0
+            if self.kind == "startup" and self.verdict is True:
+                return  # a startup probe stops once it succeeded
+            await asyncio.sleep(t.period * self.time_scale)

@@ -1,0 +1,77 @@
+"""Image pulls by `imagePullPolicy` (Always / IfNotPresent / Never).
+
+Images come from the local store (`shoal image bootstrap|import|pull`). A reference that
+names a registry host explicitly (`127.0.0.1:5000/app:v1`, `registry.example/x`) is pulled
+with the distribution client when the policy asks for it; a bare name (`busybox`,
+`library/app`) never goes to Docker Hub — it must be in the local store, and when it is
+not the error says so. Loopback registries are pulled over plain HTTP.
+
+Concurrency: the store's `resolve` is thread-safe and called in a thread; one pull per
+reference at a time (a lock per reference), so ten replicas of one image pull once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shoal.images import ImageError, ImageNotFound, ImageStore, Reference
+from shoal.node.errors import ImagePullError
+
+
+def names_registry(image: str) -> bool:
+    """True when the reference's first component is a registry host, as Docker decides."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+def _insecure(image: str) -> bool:
+    host = image.partition("/")[0].rsplit(":", 1)[0]
+    return host in ("localhost", "127.0.0.1", "[::1]")
+
+
+class ImagePuller:
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def ensure(self, image: str, policy: str) -> tuple[Any, bool]:
+        """(Image, pulled now?) or raises ImagePullError with the kubelet's wording."""
+        try:
+            ref = Reference.parse(image)
+        except ImageError as exc:
+            raise ImagePullError(f'Failed to apply default image tag "{image}": {exc}') from None
+        async with self._locks.setdefault(str(ref), asyncio.Lock()):
+            local = await self._resolve(ref)
+            remote = names_registry(image)
+            if policy == "Never":
+                if local is None:
+                    raise ImagePullError(
+                        f'Container image "{image}" is not present with pull policy of Never')
+                return local, False
+            if local is not None and (policy == "IfNotPresent" or not remote):
+                return local, False
+            if not remote:
+                raise ImagePullError(
+                    f'Failed to pull image "{image}": image {ref} not found in the local store '
+                    f"(names without a registry host are never pulled from Docker Hub; "
+                    f"use `shoal image import|bootstrap|pull`)")
+            from shoal.images import registry
+
+            try:
+                img = await registry.pull(self.store, ref, insecure=_insecure(image))
+            except ImageError as exc:
+                if local is not None:
+                    return local, False
+                raise ImagePullError(f'Failed to pull image "{image}": {exc}') from None
+            except OSError as exc:
+                if local is not None:
+                    return local, False
+                raise ImagePullError(f'Failed to pull image "{image}": {exc}') from None
+            return img, True
+
+    async def _resolve(self, ref: Reference) -> Any:
+        try:
+            return await asyncio.to_thread(self.store.resolve, ref)
+        except ImageNotFound:
+            return None

@@ -1,0 +1,184 @@
+"""Pod volumes on the host: configMap/secret projections, emptyDir, hostPath, PVCs.
+
+ConfigMap and Secret volumes use the kubelet's atomic writer: the files live in a
+timestamped directory `..<time>`, a symlink `..data` points at it, and each top-level
+name is a symlink through `..data`. An update writes a new timestamped directory, swaps
+`..data` with one rename (atomic), then removes the old directory — a reader in the
+container sees the old set or the new set, never a mix. Because the container bind-mounts
+the volume *directory*, the swap is visible inside without a remount.
+
+emptyDir with `medium: Memory` is a tmpfs (size = sizeLimit) mounted under the pod dir and
+unmounted by `teardown_pod_volumes`. PVC volumes are the local-path provisioner's
+directories (`paths.claim_dir`); their data outlives the pod.
+
+Concurrency: called by the pod's worker only (serialized per pod); blocking file work is
+done in threads by the caller (`asyncio.to_thread`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from shoal.api.quantity import parse_quantity
+from shoal.config import Settings
+from shoal.node import envvars, paths
+from shoal.node.errors import VolumeError
+
+Obj = Mapping[str, Any]
+DATA_LINK = "..data"
+
+
+def projected_files(source: Obj, obj: Obj | None, kind: str, name: str) -> dict[str, tuple[bytes, int]]:
+    """{relative path: (content, mode)} for a configMap/secret volume source (pure).
+    A missing object gives {} when optional, else raises VolumeError as the kubelet says it."""
+    mode = int(source.get("defaultMode", 0o644))
+    if obj is None:
+        if source.get("optional"):
+            return {}
+        raise VolumeError(f'{kind.lower()} "{name}" not found')
+    data = envvars.object_data(obj)
+    items = source.get("items")
+    if not items:
+        return {k: (v, mode) for k, v in data.items()}
+    out: dict[str, tuple[bytes, int]] = {}
+    for item in items:
+        key = item["key"]
+        if key not in data:
+            if source.get("optional"):
+                continue
+            raise VolumeError(f"configmap references non-existent config key: {key}" if kind == "ConfigMap"
+                              else f"references non-existent secret key: {key}")
+        out[item.get("path") or key] = (data[key], int(item.get("mode", mode)))
+    return out
+
+
+def _current_files(target: Path) -> dict[str, tuple[bytes, int]] | None:
+    data = target / DATA_LINK
+    if not data.is_symlink():
+        return None
+    root = data.resolve()
+    out: dict[str, tuple[bytes, int]] = {}
+    for dirpath, _, filenames in os.walk(root):
+        for fn in filenames:
+            full = Path(dirpath) / fn
+            out[str(full.relative_to(root))] = (full.read_bytes(), full.stat().st_mode & 0o7777)
+    return out
+
+
+def write_atomic(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
+    """Make `target` hold exactly `files` through the `..data` swap; True if it changed."""
+    target.mkdir(parents=True, exist_ok=True)
+    if _current_files(target) == dict(files):
+        return False
+    stamp = target / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
+    stamp.mkdir(mode=0o755)
+    for rel, (content, mode) in files.items():
+        dest = stamp / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise VolumeError(f"items path {rel!r}: must be relative and not contain '..'")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(content)
+        os.chmod(dest, mode)
+    old = (target / DATA_LINK).resolve() if (target / DATA_LINK).is_symlink() else None
+    tmp = target / "..data_tmp"
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(stamp.name, tmp)
+    os.rename(tmp, target / DATA_LINK)
+    tops = {Path(rel).parts[0] for rel in files}
+    for entry in target.iterdir():
+        if entry.name.startswith(".."):
+            continue
+        if entry.name not in tops and entry.is_symlink():
+            entry.unlink()
+    for top in tops:
+        link = target / top
+        if not link.is_symlink():
+            os.symlink(f"{DATA_LINK}/{top}", link)
+    if old is not None and old != stamp and old.parent == target:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def _is_mounted(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def setup_volume(
+    settings: Settings,
+    pod: Obj,
+    pod_root: Path,
+    volume: Obj,
+    *,
+    configmaps: Mapping[str, Obj | None],
+    secrets: Mapping[str, Obj | None],
+    claims: Mapping[str, Obj | None],
+) -> Path:
+    """Prepare one volume on the host and return the directory containers bind-mount."""
+    name = volume["name"]
+    target = paths.volume_dir(pod_root, name)
+    if volume.get("configMap") is not None:
+        src = volume["configMap"]
+        write_atomic(target, projected_files(src, configmaps.get(src["name"]), "ConfigMap", src["name"]))
+        return target
+    if volume.get("secret") is not None:
+        src = volume["secret"]
+        write_atomic(target, projected_files(src, secrets.get(src["secretName"]), "Secret", src["secretName"]))
+        return target
+    if volume.get("emptyDir") is not None:
+        src = volume["emptyDir"] or {}
+        target.mkdir(parents=True, exist_ok=True)
+        if src.get("medium") == "Memory" and not _is_mounted(target):
+            opts = "mode=0777"
+            if src.get("sizeLimit"):
+                opts += f",size={int(parse_quantity(src['sizeLimit']))}"
+            subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "shoal-emptydir", str(target)],
+                           check=True, capture_output=True)
+        else:
+            os.chmod(target, 0o777)
+        return target
+    if volume.get("hostPath") is not None:
+        src = volume["hostPath"]
+        path = Path(src["path"])
+        kind = src.get("type") or ""
+        if kind in ("DirectoryOrCreate",) and not path.exists():
+            path.mkdir(parents=True, mode=0o755)
+        elif kind == "FileOrCreate" and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o644)
+        elif kind == "Directory" and not path.is_dir():
+            raise VolumeError(f"hostPath type check failed: {path} is not a directory")
+        elif kind == "File" and not path.is_file():
+            raise VolumeError(f"hostPath type check failed: {path} is not a file")
+        elif not path.exists() and kind:
+            raise VolumeError(f"hostPath type check failed: {path} does not exist")
+        return path
+    if volume.get("persistentVolumeClaim") is not None:
+        claim_name = volume["persistentVolumeClaim"]["claimName"]
+        claim = claims.get(claim_name)
+        ns = pod["metadata"]["namespace"]
+        if claim is None:
+            raise VolumeError(f'persistentvolumeclaim "{claim_name}" not found')
+        if (claim.get("status") or {}).get("phase") != "Bound":
+            raise VolumeError(f'pod has unbound immediate PersistentVolumeClaims ({ns}/{claim_name})')
+        path = paths.claim_dir(settings, claim)
+        if not path.is_dir():
+            raise VolumeError(f"volume of claim {ns}/{claim_name} is missing: {path}")
+        return path
+    kinds = sorted(k for k in volume if k != "name")
+    raise VolumeError(f"volume {name}: unsupported volume source {', '.join(kinds) or '(none)'}")
+
+
+def teardown_pod_volumes(pod_root: Path) -> None:
+    """Unmount tmpfs emptyDirs under the pod dir (the dir itself is removed by the caller)."""
+    vols = pod_root / "volumes"
+    if not vols.is_dir():
+        return
+    for entry in vols.iterdir():
+        if _is_mounted(entry):
+            subprocess.run(["umount", "-l", str(entry)], capture_output=True)

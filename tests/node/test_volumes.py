@@ -1,0 +1,35 @@
+"""The kubelet's atomic writer: `..data` swap, items, modes, in-place update."""
+
+import os
+
+import pytest
+
+from shoal.node import volumes
+from shoal.node.errors import VolumeError
+
+
+def test_atomic_writer_swaps_data_and_removes_old(tmp_path):
+    target = tmp_path / "vol"
+    assert volumes.write_atomic(target, {"a.conf": (b"one", 0o644), "sub/b": (b"two", 0o600)})
+    assert (target / "a.conf").read_text() == "one"
+    assert (target / "sub" / "b").read_text() == "two"
+    assert os.readlink(target / "..data").startswith("..")
+    first = os.readlink(target / "..data")
+    assert not volumes.write_atomic(target, {"a.conf": (b"one", 0o644), "sub/b": (b"two", 0o600)})
+    assert volumes.write_atomic(target, {"a.conf": (b"three", 0o644)})
+    assert (target / "a.conf").read_text() == "three"
+    assert not (target / "sub").exists()
+    assert not (target / first).exists()
+    assert ((target / "a.conf").stat().st_mode & 0o777) == 0o644
+
+
+def test_projection_items_and_missing_key():
+    cm = {"kind": "ConfigMap", "data": {"k": "v", "other": "x"}}
+    files = volumes.projected_files({"items": [{"key": "k", "path": "dir/file", "mode": 0o400}],
+                                     "defaultMode": 0o644}, cm, "ConfigMap", "cfg")
+    assert files == {"dir/file": (b"v", 0o400)}
+    with pytest.raises(VolumeError, match="non-existent config key: nope"):
+        volumes.projected_files({"items": [{"key": "nope", "path": "p"}]}, cm, "ConfigMap", "cfg")
+    with pytest.raises(VolumeError, match='configmap "cfg" not found'):
+        volumes.projected_files({}, None, "ConfigMap", "cfg")
+    assert volumes.projected_files({"optional": True}, None, "ConfigMap", "cfg") == {}
