@@ -91,13 +91,19 @@ class GarbageCollector:
 
     @staticmethod
     def _map_self(change: Change) -> Iterable[Request]:
-        meta = podutil.meta(change.object)
+        """Objects with owners or a GC finalizer, when those (or deletion) change."""
         if change.type == "DELETED":
             return ()
-        if meta.get("ownerReferences") or FOREGROUND in finalizers(change.object) \
-                or ORPHAN in finalizers(change.object):
-            return [engine.object_key(change.object)]
-        return ()
+        meta = podutil.meta(change.object)
+        if not (meta.get("ownerReferences") or FOREGROUND in finalizers(change.object)
+                or ORPHAN in finalizers(change.object)):
+            return ()
+        if change.old is not None:
+            old = podutil.meta(change.old)
+            if all(old.get(k) == meta.get(k) for k in
+                   ("ownerReferences", "finalizers", "deletionTimestamp")):
+                return ()
+        return [engine.object_key(change.object)]
 
     def _map_dependents(self, resource: str, change: Change) -> Iterable[Request]:
         """An owner went away or started deleting: look at its dependents of `resource`."""
