@@ -69,15 +69,22 @@ async def chains(table: str) -> set[str]:
     return {line[1:].split()[0] for line in out.splitlines() if line.startswith(":")}
 
 
+def _sysctl_path(name: str) -> Path:
+    """`net.ipv4.conf.<dev>.x` -> /proc/sys/net/ipv4/conf/<dev>/x (a device name may hold dots)."""
+    parts = name.split(".")
+    if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
+        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
+    return Path("/proc/sys", *parts)
+
+
 async def write_sysctl(name: str, value: str) -> None:
     """Set a sysctl by dotted name, e.g. `net.ipv4.ip_forward`."""
-    path = Path("/proc/sys") / name.replace(".", "/")
-    await asyncio.to_thread(path.write_text, value)
+    await asyncio.to_thread(_sysctl_path(name).write_text, value)
 
 
 async def read_sysctl(name: str) -> str | None:
     """Read a sysctl by dotted name; None when it does not exist on this kernel."""
-    path = Path("/proc/sys") / name.replace(".", "/")
+    path = _sysctl_path(name)
     try:
         return (await asyncio.to_thread(path.read_text)).strip()
     except FileNotFoundError:

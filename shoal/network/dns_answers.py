@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from dnslib import QTYPE, RCODE, RR, SOA, SRV, A, DNSLabel, DNSRecord
+from dnslib import QTYPE, RCODE, RR, SOA, SRV, A, DNSRecord
 
 from shoal.network.directory import ServiceLookup
 from shoal.network.model import EndpointView, ServiceView

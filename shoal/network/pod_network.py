@@ -160,9 +160,18 @@ class PodNetwork:
         return (await self._load()).get(pod_key)
 
     async def list_sandboxes(self) -> list[Sandbox]:
-        """Every sandbox this instance has, complete ones only, ordered by pod key."""
-        records = await self._load()
-        return [sb for _, sb in sorted(records.items()) if sandboxes.is_complete(sb)]
+        """Every sandbox this instance has recorded, ordered by pod key.
+
+        After a crash this may include a half-made one (see `sandbox_is_complete`): the
+        node agent calls `create_sandbox` for pods it keeps (which repairs it) and
+        `delete_sandbox` for the rest.
+        """
+        return [sb for _, sb in sorted((await self._load()).items())]
+
+    @staticmethod
+    def sandbox_is_complete(sb: Sandbox) -> bool:
+        """Whether every kernel object of sb exists (netns, veth, ipc and uts mounts)."""
+        return sandboxes.is_complete(sb)
 
     def _describe(self, pod_key: str, ip: str, hostname: str, mappings: tuple[PortMapping, ...]) -> Sandbox:
         netns = names.netns_name(self._netns_prefix, self.settings.bridge, pod_key)

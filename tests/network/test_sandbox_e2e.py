@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -47,9 +48,19 @@ async def test_create_is_idempotent_and_delete_frees_everything(net, settings):
     assert net.pod_ips.address_of("default/a") is None
 
 
+async def test_concurrent_creates_get_distinct_addresses(net, procs):
+    made = await asyncio.gather(*(net.create_sandbox(f"default/p{i}", hostname=f"p{i}") for i in range(6)))
+    assert len({sb.ip for sb in made}) == 6
+    await procs.httpd(made[0].netns_name, "p0")
+    for sb in made[1:]:
+        assert await pods.wget(f"http://{made[0].ip}/", netns=sb.netns_name) == (0, "p0")
+
+
 async def test_partial_sandbox_is_rebuilt_with_the_same_ip(net):
     sb = await net.create_sandbox("default/a", hostname="a")
     subprocess.run(["ip", "link", "del", sb.veth_host], check=True)  # e.g. a crash mid-way
+    assert [s.pod_key for s in await net.list_sandboxes()] == ["default/a"]
+    assert not net.sandbox_is_complete(sb)
     rebuilt = await net.create_sandbox("default/a", hostname="a")
     assert rebuilt.ip == sb.ip
     assert Path(f"/sys/class/net/{rebuilt.veth_host}").exists()
