@@ -8,7 +8,8 @@ Public API (everything else is private to the package):
 
     net = PodNetwork(settings, Allocations(settings.store_path))
     await net.setup_host()                         # bridge, gateway, sysctls, routes, base chains
-    sb = await net.create_sandbox("ns/pod", hostname="pod", port_mappings=[PortMapping(8080, 80)])
+    sb = await net.create_sandbox("ns/pod", hostname="pod", port_mappings=[PortMapping(8080, 80)],
+                                  netns_iptables="")   # optional rules inside the pod netns
     await net.delete_sandbox("ns/pod"); await net.list_sandboxes(); await net.teardown()
     net.resolv_conf("ns"); net.hosts_file("pod", sb.ip)
     net.allocate_cluster_ip("ns/svc", requested=None); net.release_cluster_ip("ns/svc")

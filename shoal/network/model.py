@@ -59,6 +59,8 @@ class Sandbox:
     veth_host: str
     hostname: str = ""
     port_mappings: tuple[PortMapping, ...] = ()
+    netns_iptables: str = ""
+    """iptables-restore input applied inside the netns when it is made (e.g. mesh capture)."""
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)

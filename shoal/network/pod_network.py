@@ -32,6 +32,7 @@ subprocesses.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -108,9 +109,20 @@ class PodNetwork:
     # -- sandboxes ---------------------------------------------------------------------
 
     async def create_sandbox(
-        self, pod_key: str, *, hostname: str, port_mappings: Iterable[PortMapping] = ()
+        self,
+        pod_key: str,
+        *,
+        hostname: str,
+        port_mappings: Iterable[PortMapping] = (),
+        netns_iptables: str = "",
     ) -> Sandbox:
         """The pod's sandbox: the existing one if complete, else a new one.
+
+        hostname: the pod's hostname (a DNS label), set in its UTS namespace.
+        port_mappings: hostPorts, reachable on every host address (127.0.0.1 included).
+        netns_iptables: iptables-restore input applied inside the pod's netns before this
+        returns (the mesh's capture rules); kept in the record, so a rebuilt sandbox gets
+        it again. An existing complete sandbox is returned as is, whatever the arguments.
 
         Raises SandboxError for a bad hostname, AllocationError when the pod range is
         exhausted or a hostPort is taken by another pod, CommandError if the kernel refuses.
@@ -132,7 +144,7 @@ class PodNetwork:
                 if existing is None:
                     await asyncio.to_thread(self.pod_ips.release, pod_key)
                 raise
-            sb = self._describe(pod_key, ip, hostname, mappings)
+            sb = dataclasses.replace(self._describe(pod_key, ip, hostname, mappings), netns_iptables=netns_iptables)
             await sandboxes.write_record(self.settings, sb)
             records[pod_key] = sb
             try:

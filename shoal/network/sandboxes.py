@@ -5,6 +5,8 @@ A sandbox is:
 - a network namespace `ip netns add <netns>` -> `/run/netns/<netns>`, with `lo` up,
   `eth0` (the pod end of a veth pair) holding the pod IP, and a default route via the
   bridge's gateway address;
+- optionally, iptables rules inside the netns (`netns_iptables`, iptables-restore input,
+  e.g. the mesh's transparent-capture rules), applied before any container can start;
 - the host end of the veth, `vsh<hash>`, enslaved to the bridge with hairpin mode on
   (with br_netfilter a pod reaching itself through its ClusterIP is bridged back out of
   the port it came in on);
@@ -81,6 +83,9 @@ async def create(sb: Sandbox, *, bridge: str) -> None:
         "link set eth0 up",
         f"route add default via {sb.gateway} dev eth0",
     ], netns=sb.netns_name)
+    if sb.netns_iptables:
+        await commands.run(["ip", "netns", "exec", sb.netns_name, "iptables-restore", "-w", "5"],
+                           stdin=sb.netns_iptables)
     ipc, uts = Path(sb.ipc_ns_path), Path(sb.uts_ns_path)
 
     def touch() -> None:

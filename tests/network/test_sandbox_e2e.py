@@ -34,6 +34,13 @@ async def test_sandbox_holds_hostname_and_ipc_namespace(net):
     assert joined.startswith("ipc:[") and joined != ours
 
 
+async def test_netns_iptables_are_installed_in_the_pod(net):
+    capture = "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp -d 192.0.2.9/32 -j REDIRECT --to-ports 15001\nCOMMIT\n"
+    sb = await net.create_sandbox("default/a", hostname="a", netns_iptables=capture)
+    _, out, _ = await pods.in_netns(sb.netns_name, "iptables-save", "-t", "nat")
+    assert "--to-ports 15001" in out
+
+
 async def test_create_is_idempotent_and_delete_frees_everything(net, settings):
     first = await net.create_sandbox("default/a", hostname="a")
     again = await net.create_sandbox("default/a", hostname="a")
