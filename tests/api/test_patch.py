@@ -4,10 +4,12 @@ sends it."""
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -511,3 +513,166 @@ def test_inputs_are_never_mutated_nor_shared_with_the_result(content_type, body)
     out["spec"]["n"]["a"] = 2
     out["spec"]["containers"][0]["name"] = "changed"
     assert live == live_before and body == body_before
+
+
+# ------------------------------------- real kubectl commands send their PATCH to apply_patch
+
+
+class _PatchServer(http.server.BaseHTTPRequestHandler):
+    """Just enough of an API server for kubectl's patching commands: discovery, GET of
+    the stored objects, and PATCH through `patch.apply_patch` (bodies are recorded)."""
+
+    store: dict[str, dict] = {}
+    patches: list[tuple[str, str]] = []
+    resources = {"deployments": ("apps/v1", "Deployment"), "configmaps": ("v1", "ConfigMap")}
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path == "/api":
+            return self._send(200, {"kind": "APIVersions", "versions": ["v1"]})
+        if path == "/apis":
+            version = {"groupVersion": "apps/v1", "version": "v1"}
+            return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": "apps", "versions": [version], "preferredVersion": version}]})
+        for group_version, prefix in (("v1", "/api/v1"), ("apps/v1", "/apis/apps/v1")):
+            if path == prefix:
+                return self._send(200, {
+                    "kind": "APIResourceList", "groupVersion": group_version, "resources": [
+                        {"name": name, "singularName": name[:-1], "namespaced": True,
+                         "kind": kind, "verbs": ["get", "list", "patch"]}
+                        for name, (gv, kind) in self.resources.items() if gv == group_version]})
+        if path in self.store:
+            return self._send(200, self.store[path])
+        return self._send(404, errors.NotFound("not found").to_status())
+
+    def do_PATCH(self):
+        path = self.path.split("?")[0]
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        content_type = self.headers["Content-Type"]
+        self.patches.append((content_type, body))
+        try:
+            current = self.store[path]
+            self.store[path] = patch.apply_patch(current, body, content_type, current["kind"])
+        except errors.StatusError as exc:
+            return self._send(exc.code, exc.to_status())
+        return self._send(200, self.store[path])
+
+
+DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/default/deployments/web"
+CONFIGMAP_PATH = "/api/v1/namespaces/default/configmaps/settings"
+
+
+@pytest.fixture
+def api(tmp_path):
+    _PatchServer.store = {}
+    _PatchServer.patches = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PatchServer)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u, namespace: default}}]\n"
+        "users: [{name: u, user: {}}]\n")
+
+    def kubectl(*args: str) -> str:
+        done = subprocess.run(
+            [KUBECTL, "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"), *args],
+            capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    yield kubectl
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_apply_set_label_annotate_restart_through_apply_patch(api, tmp_path):
+    first = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                     {"name": "web", "image": "nginx:1.25", "ports": [{"containerPort": 80}],
+                      "env": [{"name": "DEBUG", "value": "1"}, {"name": "MODE", "value": "x"}]},
+                     {"name": "log", "image": "busybox"}]}}}}
+    live = copy.deepcopy(first)
+    live["metadata"].update({"uid": "u1", "resourceVersion": "5", "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": json.dumps(first) + "\n"}})
+    live["spec"]["template"]["spec"]["containers"].append({"name": "istio-proxy", "image": "envoy"})
+    _PatchServer.store[DEPLOYMENT_PATH] = live
+
+    second = copy.deepcopy(first)
+    containers = second["spec"]["template"]["spec"]["containers"]
+    containers[0]["image"] = "nginx:1.27"
+    del containers[0]["env"][0]
+    del containers[1]
+    containers.insert(0, {"name": "warmup", "image": "alpine"})
+    second["spec"]["strategy"] = {"type": "Recreate"}
+    second["metadata"]["labels"]["tier"] = "fe"
+    manifest = tmp_path / "web.json"
+    manifest.write_text(json.dumps(second))
+
+    api("apply", "-f", str(manifest), "--validate=false")
+    api("set", "image", "deployment/web", "web=nginx:1.28")
+    api("set", "env", "deployment/web", "-c", "web", "NEW=1", "MODE-")
+    api("label", "deployment/web", "tier-", "env=prod")
+    api("annotate", "deployment/web", "owner=team-a")
+    api("rollout", "restart", "deployment/web")
+
+    kinds = [content_type for content_type, _ in _PatchServer.patches]
+    assert kinds == ["application/strategic-merge-patch+json"] * 3 + [
+        "application/merge-patch+json"] * 2 + ["application/strategic-merge-patch+json"]
+    assert "$setElementOrder/containers" in _PatchServer.patches[0][1]
+    assert "$retainKeys" in _PatchServer.patches[0][1]
+
+    result = _PatchServer.store[DEPLOYMENT_PATH]
+    assert result["spec"]["strategy"] == {"type": "Recreate"}
+    assert result["metadata"]["labels"] == {"app": "web", "env": "prod"}
+    assert result["metadata"]["annotations"]["owner"] == "team-a"
+    last_applied = json.loads(
+        result["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last_applied == {**second, "metadata": {**second["metadata"], "annotations": {}}}
+    template = result["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+    assert template["spec"]["containers"] == [
+        {"name": "warmup", "image": "alpine"},
+        {"name": "web", "image": "nginx:1.28", "ports": [{"containerPort": 80}],
+         "env": [{"name": "NEW", "value": "1"}]},
+        {"name": "istio-proxy", "image": "envoy"},  # not in the manifest: kept
+    ]
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_server_side_apply_and_patch_errors(api, tmp_path):
+    _PatchServer.store[CONFIGMAP_PATH] = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"}, "data": {"a": "1"}}
+    manifest = tmp_path / "settings.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"
+                        "data:\n  b: '2'\n")
+    api("apply", "--server-side", "--validate=false", "-f", str(manifest))
+    assert _PatchServer.patches[-1][0] == "application/apply-patch+yaml"
+    assert _PatchServer.store[CONFIGMAP_PATH]["data"] == {"a": "1", "b": "2"}
+
+    api("patch", "configmap/settings", "--type", "json",
+        "-p", '[{"op": "replace", "path": "/data/a", "value": "10"}]')
+    assert _PatchServer.store[CONFIGMAP_PATH]["data"] == {"a": "10", "b": "2"}
+    with pytest.raises(AssertionError, match="is invalid: patch: Invalid value: test"):
+        api("patch", "configmap/settings", "--type", "json",
+            "-p", '[{"op": "test", "path": "/data/a", "value": "1"}]')
