@@ -81,6 +81,12 @@ class Snapshots:
                         f"snapshot {key!r}: already mounted from image {meta.get('image')}, not {image.digest}"
                     )
                 return rootfs
+            if meta_path.exists():  # left from before a restart: keep its upper dir
+                previous = json.loads(meta_path.read_text()).get("image")
+                if previous != image.digest:
+                    raise SnapshotError(
+                        f"snapshot {key!r}: exists for image {previous}, not {image.digest}; remove it first"
+                    )
             for digest, diff_id in zip(image.layers, image.diff_ids):
                 self.layers.ensure(digest, diff_id)
             lower_dir = snap / "lower"
