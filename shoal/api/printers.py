@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Iterable, Mapping
 
-from shoal.api import selectors
+from shoal.api import errors, selectors
 
 Obj = Mapping[str, Any]
 Cells = list[Any]
@@ -133,7 +133,7 @@ def _container_cells(containers: Iterable[Mapping]) -> tuple[str, str]:
 def _selector_text(spec: Any) -> str:
     try:
         return str(selectors.selector_from_spec(spec)) if spec is not None else ""
-    except Exception:  # noqa: BLE001 - a stored bad selector prints, it does not fail
+    except errors.StatusError:  # a stored bad selector prints as kubectl does; no failure
         return "<invalid>"
 
 

@@ -441,3 +441,9 @@ def test_kubectl_get_prints_our_table_exactly_like_render_text(kubectl, resource
         printers.table(kind, shown, wide=True, now=NOW), wide="wide" in flags,
         show_namespace=all_namespaces, no_headers="--no-headers" in flags)
     assert kubectl("get", resource, *flags) == expected
+
+
+def test_a_stored_invalid_selector_prints_as_invalid():
+    broken = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "selector": {
+        "matchExpressions": [{"key": "a", "operator": "Near"}]}}}
+    assert cells("Deployment", broken, wide=True)[-1] == "<invalid>"
