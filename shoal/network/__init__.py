@@ -19,6 +19,7 @@ Public API (everything else is private to the package):
     proxy.render(views) -> str                     # pure iptables-restore input
     await proxy.sync(views)                        # atomic apply
 
+    views = [service_view(svc_dict, endpoints_dict_or_None), ...]   # Kubernetes-shaped dicts in
     directory = ServiceDirectory(); directory.replace_all(views)
     dns = ClusterDNS(settings, directory, host=net.gateway, port=settings.dns_port)
     await dns.start(); await dns.stop()
@@ -32,10 +33,14 @@ How the pieces fit, and why, is written at the top of each module:
 - proxy.py        Services -> iptables DNAT (render pure, sync atomic)
 - hostports.py    hostPort DNAT (pure)
 - rules.py        iptables-restore input and the chains we own
+- views.py        core/v1 Service + Endpoints dicts -> ServiceView (pure)
 - dns_answers.py  cluster DNS records (pure); dns_server.py the UDP/TCP server
+- directory.py    ServiceLookup protocol + in-memory ServiceDirectory
 - names.py        every kernel object name; commands.py every command we run
 
 Errors: `NetworkError` and its families in errors.py.
+State on disk: `<state>/network/` (sandbox records, ipc/uts namespace files); addresses
+and ports in the store's allocations table.
 Host requirements: root, iproute2, iptables (nft or legacy), util-linux (unshare, umount).
 """
 
@@ -53,6 +58,7 @@ from shoal.network.errors import (
 from shoal.network.model import EndpointView, PortMapping, Sandbox, ServicePort, ServiceView
 from shoal.network.pod_network import PodNetwork
 from shoal.network.proxy import ServiceProxy
+from shoal.network.views import service_view
 
 __all__ = [
     "AllocationConflictError",
@@ -72,4 +78,5 @@ __all__ = [
     "ServicePort",
     "ServiceProxy",
     "ServiceView",
+    "service_view",
 ]

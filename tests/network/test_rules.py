@@ -82,3 +82,25 @@ def test_host_ports_render_masquerade_then_dnat():
     hp = lines(text, "SHOALT1234-HOSTPORTS")
     assert hp[0].endswith("-j SHOALT1234-MARK-MASQ") and "--to-destination 10.201.1.2:80" in hp[1]
     assert "-d 127.0.0.1/32 -p udp -m udp --dport 24501" in hp[2]
+
+
+def test_kubernetes_objects_become_views_with_resolved_ports():
+    from shoal.network import service_view
+
+    service = {"metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"type": "NodePort", "clusterIP": "10.202.1.10",
+                        "ports": [{"name": "http", "port": 80, "targetPort": "web", "nodePort": 24010}]}}
+    endpoints = {"metadata": {"name": "web", "namespace": "shop"}, "subsets": [
+        {"addresses": [{"ip": "10.201.1.2", "targetRef": {"kind": "Pod", "name": "web-a"}}],
+         "notReadyAddresses": [{"ip": "10.201.1.3"}],
+         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]},
+        {"addresses": [{"ip": "10.201.1.4"}], "ports": [{"name": "http", "port": 9090}]},
+    ]}
+    view = service_view(service, endpoints)
+    assert view.key == "shop/web" and view.ports[0].node_port == 24010
+    assert [(e.ip, e.target_ports["http"], e.ready) for e in view.endpoints] == [
+        ("10.201.1.2", 8080, True), ("10.201.1.3", 8080, False), ("10.201.1.4", 9090, True)]
+    text = ServiceProxy(SETTINGS, masquerade_pod_traffic=False).render([view])
+    assert sorted(re.findall(r"--to-destination (\S+)", text)) == ["10.201.1.2:8080", "10.201.1.4:9090"]
+    headless = service_view({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}})
+    assert headless.headless and headless.namespace == "default" and headless.endpoints == ()
