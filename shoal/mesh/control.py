@@ -36,12 +36,12 @@ from shoal.mesh.ca import MeshCA, Svid
 from shoal.mesh.errors import MeshError
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import PODS, ClusterSource, ClusterState
-from shoal.mesh.translate import MeshService, ProxyIdentity, Resources, mesh_services, model
+from shoal.mesh.translate import Outbound, ProxyIdentity, Resources, model
 from shoal.mesh.translate import translate as default_translate
 
 log = logging.getLogger(__name__)
 
-Translator = Callable[[ClusterState, ProxyIdentity, MeshConfig, list[MeshService]], Resources]
+Translator = Callable[[ClusterState, ProxyIdentity, MeshConfig, Outbound], Resources]
 
 
 @dataclasses.dataclass
@@ -75,7 +75,7 @@ class MeshControl:
         self.cache = snapshot.SnapshotCache()
         self.proxies: dict[str, ProxyRecord] = {}
         self._state = ClusterState()
-        self._services: list[MeshService] = []
+        self._outbound: Outbound | None = None
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
 
@@ -119,7 +119,7 @@ class MeshControl:
 
     async def _reload(self) -> None:
         self._state = await self.source.snapshot()
-        self._services = mesh_services(self._state, self.mesh)
+        self._outbound = Outbound(self._state, self.mesh)
         for record in list(self.proxies.values()):
             self._refresh(record)
 
@@ -165,7 +165,7 @@ class MeshControl:
             self._issue(record, identity)
         record.identity = identity
         try:
-            resources = self.translator(self._state, identity, self.mesh, self._services)
+            resources = self.translator(self._state, identity, self.mesh, self._outbound)
             snap = snapshot.Snapshot.build(
                 resources, secrets.build_secrets(record.svid, self.ca.root_pem))  # type: ignore[arg-type]
             if self.cache.set(record.node_id, snap):

@@ -15,6 +15,7 @@ when a node's snapshot changes. It knows nothing of gRPC. Concurrency: one event
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import hashlib
 from typing import Mapping
@@ -31,13 +32,29 @@ ORDER = (protos.SECRET, protos.CLUSTER, protos.ENDPOINT, protos.LISTENER, protos
 that use them. (Secrets first: a cluster warms only once its SDS secret is there.)"""
 
 
+_DIGESTS: "collections.OrderedDict[int, tuple[Message, bytes]]" = collections.OrderedDict()
+_DIGESTS_MAX = 16384
+
+
+def _digest(message: Message) -> bytes:
+    """sha256 of the deterministic serialization, memoized per message object (resources
+    are shared between proxies and between snapshots, and never mutated)."""
+    entry = _DIGESTS.get(id(message))
+    if entry is not None and entry[0] is message:
+        return entry[1]
+    value = hashlib.sha256(message.SerializeToString(deterministic=True)).digest()
+    _DIGESTS[id(message)] = (message, value)  # holding the message keeps its id unique
+    if len(_DIGESTS) > _DIGESTS_MAX:
+        _DIGESTS.popitem(last=False)
+    return value
+
+
 def _version(resources: Mapping[str, Message]) -> str:
     digest = hashlib.sha256()
     for name in sorted(resources):
         digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(resources[name].SerializeToString(deterministic=True))
-        digest.update(b"\0")
+        digest.update(_digest(resources[name]))
     return digest.hexdigest()[:16]
 
 

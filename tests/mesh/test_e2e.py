@@ -206,8 +206,8 @@ async def test_nack_is_recorded_and_traffic_keeps_working(env: MeshEnv):
     bad_node = env.node("a")
     good_translate = env.control.translator
 
-    def with_bad_cluster(state, proxy, mesh, services):
-        resources = good_translate(state, proxy, mesh, services)
+    def with_bad_cluster(state, proxy, mesh, shared):
+        resources = good_translate(state, proxy, mesh, shared)
         if proxy.pod != "a":
             return resources
         from shoal.mesh.translate import protos

@@ -13,7 +13,10 @@ push to it. Modules, one per concern:
     names      Istio-compatible resource names and well-known ports
     protos     dict -> typed protobuf, type URLs
 
-Secrets (SDS) are not translated here: the server adds them from the CA.
+Secrets (SDS) are not translated here: the control loop adds them from the CA.
+`Outbound(state, mesh)` is the proxy-independent part, built once per state and
+shared by every proxy's `translate(...)`; parsed messages are memoized and shared, so
+treat every returned message as immutable.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from shoal.mesh.translate.model import MeshService, ProxyIdentity, mesh_services
 from shoal.mesh.translate.peerauth import effective_mtls, validate_peer_authentication
 
 __all__ = [
-    "Resources", "translate", "ProxyIdentity", "MeshService", "mesh_services",
+    "Resources", "translate", "Outbound", "ProxyIdentity", "MeshService", "mesh_services",
     "proxy_identity", "effective_mtls", "validate_peer_authentication",
 ]
 
@@ -58,24 +61,47 @@ def _typed(type_url: str, bodies: list[dict]) -> tuple[Message, ...]:
     return tuple(sorted(messages, key=protos.resource_name))
 
 
+class Outbound:
+    """The proxy-independent part of translation for one cluster state, built once and
+    shared by every proxy: services, outbound clusters, endpoints, the outbound
+    listener; route configurations are built once per client namespace (the short
+    service name is a domain only in the service's own namespace)."""
+
+    def __init__(self, state: ClusterState, mesh: MeshConfig) -> None:
+        self.mesh = mesh
+        self.services = mesh_services(state, mesh)
+        self.clusters = _typed(protos.CLUSTER, outbound.build_outbound_clusters(self.services, mesh))
+        self.endpoints = _typed(protos.ENDPOINT, outbound.build_outbound_endpoints(self.services))
+        self.listener = protos.to_proto(
+            protos.LISTENER, outbound.build_outbound_listener(self.services, mesh))
+        self._routes: dict[str, tuple[Message, ...]] = {}
+
+    def routes(self, namespace: str) -> tuple[Message, ...]:
+        if namespace not in self._routes:
+            self._routes[namespace] = _typed(protos.ROUTE, outbound.build_outbound_routes(
+                self.services, self.mesh, namespace))
+        return self._routes[namespace]
+
+
 def translate(
     state: ClusterState,
     proxy: ProxyIdentity,
     mesh: MeshConfig,
-    services: list[MeshService] | None = None,
+    shared: Outbound | None = None,
 ) -> Resources:
-    """Envoy resources for `proxy`. `services` may be passed when already computed for
-    this state (it depends on the state only, not the proxy)."""
-    if services is None:
-        services = mesh_services(state, mesh)
+    """Envoy resources for `proxy`. `shared` is `Outbound(state, mesh)`, passed when
+    translating many proxies for the same state (it does not depend on the proxy)."""
+    if shared is None:
+        shared = Outbound(state, mesh)
     policy = effective_mtls(state, mesh, proxy.namespace, proxy.label_dict)
+    inbound_clusters = _typed(protos.CLUSTER, inbound.build_inbound_clusters(proxy.ports))
     return Resources(
-        clusters=_typed(protos.CLUSTER, outbound.build_outbound_clusters(services, mesh)
-                        + inbound.build_inbound_clusters(proxy.ports)),
-        endpoints=_typed(protos.ENDPOINT, outbound.build_outbound_endpoints(services)),
-        listeners=_typed(protos.LISTENER, [
-            outbound.build_outbound_listener(services, mesh),
-            inbound.build_inbound_listener(proxy.ports, policy, mesh),
-        ]),
-        routes=_typed(protos.ROUTE, outbound.build_outbound_routes(services, mesh, proxy.namespace)),
+        clusters=tuple(sorted(shared.clusters + inbound_clusters, key=protos.resource_name)),
+        endpoints=shared.endpoints,
+        listeners=tuple(sorted(
+            (shared.listener,
+             protos.to_proto(protos.LISTENER,
+                             inbound.build_inbound_listener(proxy.ports, policy, mesh))),
+            key=protos.resource_name)),
+        routes=shared.routes(proxy.namespace),
     )

@@ -152,7 +152,7 @@ def selects(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
     """Kubernetes equality selector; an empty or missing selector selects nothing here."""
     if not selector:
         return False
-    return all(labels.get(k) == v for k, v in selector.items())
+    return selector.items() <= labels.items()
 
 
 def proxy_identity(pod: Obj, state: ClusterState | None = None) -> ProxyIdentity:
@@ -205,6 +205,10 @@ def _resolve_target(target: int | str, pod: Obj) -> int | None:
 def mesh_services(state: ClusterState, mesh: MeshConfig) -> list[MeshService]:
     """Every Service in the cluster, as the outbound side needs it. Sorted by FQDN."""
     services = []
+    pods_by_ns: dict[str, list[Obj]] = {}
+    for p in state.list(PODS):
+        pods_by_ns.setdefault(p["metadata"].get("namespace", "default"), []).append(p)
+    by_ip_ns = {ns: {pod_ip(p): p for p in pods if pod_ip(p)} for ns, pods in pods_by_ns.items()}
     for svc in state.list(SERVICES):
         meta, spec = svc["metadata"], svc.get("spec", {})
         ns = meta.get("namespace", "default")
@@ -222,13 +226,15 @@ def mesh_services(state: ClusterState, mesh: MeshConfig) -> list[MeshService]:
             )
             for p in spec.get("ports") or [] if (p.get("protocol") or "TCP") == "TCP"
         )
-        selected = [pod for pod in state.list(PODS, ns)
-                    if selects(spec.get("selector"), pod["metadata"].get("labels") or {})]
-        endpoints = _endpoints(state, svc, ports, selected)
+        selector = spec.get("selector")
+        selected = [pod for pod in pods_by_ns.get(ns, ())
+                    if selects(selector, pod["metadata"].get("labels") or {})]
+        by_ip = by_ip_ns.get(ns, {})
+        endpoints = _endpoints(state, svc, ports, selected, by_ip)
         accounts = sorted({
             f"spiffe://{mesh.trust_domain}/ns/{ns}/sa/"
             f"{pod['spec'].get('serviceAccountName') or 'default'}"
-            for pod in _endpoint_pods(state, svc, selected)
+            for pod in _endpoint_pods(state, svc, selected, by_ip)
         })
         services.append(MeshService(
             name=meta["name"], namespace=ns, vip=vip,
@@ -238,12 +244,12 @@ def mesh_services(state: ClusterState, mesh: MeshConfig) -> list[MeshService]:
     return sorted(services, key=lambda s: s.fqdn)
 
 
-def _endpoint_pods(state: ClusterState, svc: Obj, selected: list[Obj]) -> list[Obj]:
+def _endpoint_pods(state: ClusterState, svc: Obj, selected: list[Obj],
+                   by_ip: dict[str | None, Obj]) -> list[Obj]:
     ns = svc["metadata"].get("namespace", "default")
     eps = state.get(ENDPOINTS, ns, svc["metadata"]["name"])
     if eps is None:
         return selected
-    by_ip = {pod_ip(p): p for p in state.list(PODS, ns) if pod_ip(p)}
     pods = []
     for subset in eps.get("subsets") or []:
         for addr in subset.get("addresses") or []:
@@ -257,11 +263,11 @@ def _endpoint_pods(state: ClusterState, svc: Obj, selected: list[Obj]) -> list[O
 
 def _endpoints(
     state: ClusterState, svc: Obj, ports: tuple[ServicePort, ...], selected: list[Obj],
+    by_ip: dict[str | None, Obj],
 ) -> dict[int, tuple[Endpoint, ...]]:
     ns = svc["metadata"].get("namespace", "default")
     eps = state.get(ENDPOINTS, ns, svc["metadata"]["name"])
     result: dict[int, set[Endpoint]] = {p.port: set() for p in ports}
-    by_ip = {pod_ip(p): p for p in state.list(PODS, ns) if pod_ip(p)}
     if eps is not None:
         for subset in eps.get("subsets") or []:
             for sp in ports:
