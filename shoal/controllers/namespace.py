@@ -1,6 +1,8 @@
 """Namespace lifecycle and per-namespace defaults.
 
-- Every active namespace gets a `default` ServiceAccount (re-created if deleted).
+- Every active namespace gets a `default` ServiceAccount (re-created if deleted) and,
+  when the API CA certificate exists, the `kube-root-ca.crt` ConfigMap holding it
+  (`ca.crt`), as Kubernetes' root-ca-cert-publisher does; a changed CA is re-published.
 - A namespace being deleted (the API server sets deletionTimestamp, phase Terminating,
   and keeps spec.finalizers = ["kubernetes"]) is emptied: every object of every
   namespaced resource in it is deleted (Background propagation; pods on the node wait
@@ -19,7 +21,9 @@ Concurrency: reconciles are serialised per namespace by the engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Iterable
 
 from shoal.api import errors as api_errors
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 
 NAMESPACES = "namespaces"
 SERVICEACCOUNTS = "serviceaccounts"
+CONFIGMAPS = "configmaps"
+ROOT_CA = "kube-root-ca.crt"
 FINALIZER = "kubernetes"
 STARTUP_NAMESPACES = ("default", "kube-system")
 
@@ -61,7 +67,8 @@ def namespaced_resources() -> list[str]:
 class NamespaceController:
     """Reconciles Namespaces; build its engine `Controller` with `controller()`."""
 
-    def __init__(self, manager: Manager, recorder: EventRecorder, *, poll: float = 1.0) -> None:
+    def __init__(self, manager: Manager, recorder: EventRecorder, *, poll: float = 1.0,
+                 ca_cert: Path | None = None) -> None:
         self.manager = manager
         self.client = manager.client
         self.writer = manager.writer
@@ -69,17 +76,21 @@ class NamespaceController:
         self.poll = poll
         self.namespaces = manager.lister(NAMESPACES)
         self.service_accounts = manager.lister(SERVICEACCOUNTS)
+        self.config_maps = manager.lister(CONFIGMAPS)
+        self.ca_cert = ca_cert
 
     def controller(self) -> Controller:
         return Controller("namespace", self.reconcile, [
             (NAMESPACES, engine.map_own),
-            (SERVICEACCOUNTS, self._map_service_account),
+            (SERVICEACCOUNTS, self._map_defaults),
+            (CONFIGMAPS, self._map_defaults),
         ])
 
     @staticmethod
-    def _map_service_account(change: Change) -> Iterable[Request]:
+    def _map_defaults(change: Change) -> Iterable[Request]:
+        """A default object changed or went away: its namespace re-checks it."""
         meta = podutil.meta(change.object)
-        if change.type == "DELETED" and meta.get("name") == "default":
+        if change.type != "ADDED" and meta.get("name") in ("default", ROOT_CA):
             return [Request(None, meta.get("namespace") or "")]
         return ()
 
@@ -89,6 +100,7 @@ class NamespaceController:
             return None
         if not podutil.is_deleting(ns):
             await self._ensure_service_account(request.name)
+            await self._ensure_root_ca(request.name)
             return None
         remaining = await self._delete_content(request.name)
         if remaining:
@@ -102,6 +114,29 @@ class NamespaceController:
             return
         try:
             await self.writer.create(SERVICEACCOUNTS, default_service_account(namespace))
+        except (api_errors.AlreadyExists, api_errors.Forbidden):
+            pass
+
+    async def _ensure_root_ca(self, namespace: str) -> None:
+        if self.ca_cert is None:
+            return
+        try:
+            pem = await asyncio.to_thread(self.ca_cert.read_text)
+        except FileNotFoundError:
+            return
+        current = self.config_maps.get(namespace, ROOT_CA)
+        if current is not None and (current.get("data") or {}).get("ca.crt") == pem:
+            return
+        try:
+            if current is None:
+                await self.writer.create(CONFIGMAPS, {
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": ROOT_CA, "namespace": namespace},
+                    "data": {"ca.crt": pem}})
+            elif not podutil.is_deleting(current):
+                body = engine.clone(current)
+                body["data"] = {"ca.crt": pem}
+                await self.writer.update(CONFIGMAPS, body)
         except (api_errors.AlreadyExists, api_errors.Forbidden):
             pass
 

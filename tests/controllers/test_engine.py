@@ -66,14 +66,17 @@ async def test_controller_serializes_keys_retries_errors_and_requeues_after():
     running: set[Request] = set()
     overlaps = []
     calls: dict[str, int] = {}
+    release = asyncio.Event()
 
     async def reconcile(request: Request) -> Result | None:
         if request in running:
             overlaps.append(request)
         running.add(request)
-        await asyncio.sleep(0.01)
-        running.discard(request)
         calls[request.name] = calls.get(request.name, 0) + 1
+        if request.name == "same" and calls["same"] == 1:
+            await release.wait()      # held while the same key is added again
+        await asyncio.sleep(0)
+        running.discard(request)
         if request.name == "flaky" and calls["flaky"] < 3:
             raise RuntimeError("not yet")
         if request.name == "periodic" and calls["periodic"] < 3:
@@ -83,17 +86,29 @@ async def test_controller_serializes_keys_retries_errors_and_requeues_after():
     ctl = Controller("t", reconcile, [], workers=4,
                      rate_limiter=RateLimiter(base=0.005, cap=0.05))
     task = asyncio.create_task(ctl.run())
-    for _ in range(5):
+    try:
         ctl.enqueue(Request("ns", "same"))
-        await asyncio.sleep(0.003)
-    ctl.enqueue(Request("ns", "flaky"))
-    ctl.enqueue(Request("ns", "periodic"))
-    await asyncio.sleep(0.3)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+        ctl.enqueue(Request("ns", "flaky"))
+        ctl.enqueue(Request("ns", "periodic"))
+        while calls.get("same") != 1:
+            await asyncio.sleep(0.001)
+        for _ in range(4):              # other workers are free, yet none takes "same"
+            ctl.enqueue(Request("ns", "same"))
+            await asyncio.sleep(0.005)
+        release.set()
+
+        async def settled():
+            while not (calls.get("flaky") == 3 and calls.get("periodic") == 3
+                       and calls.get("same") == 2 and ctl.queue.idle):
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(settled(), 5)
+        await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     assert not overlaps
-    assert calls["flaky"] == 3 and calls["periodic"] == 3
-    assert 2 <= calls["same"] <= 3   # adds during processing coalesce into one re-run
+    assert calls == {"same": 2, "flaky": 3, "periodic": 3}  # adds while busy coalesce
     assert ctl.queue.rate_limiter.failures(Request("ns", "flaky")) == 0
 
 

@@ -130,3 +130,28 @@ async def test_startup_namespaces_exist(cluster):
         return any(s["metadata"]["name"] == "default" for s in sas)
 
     await eventually(default_sa)
+
+
+async def test_root_ca_configmap_published_when_ca_exists(api, tmp_path):
+    from shoal.apiserver import pki
+    from shoal.config import Settings
+    from shoal.controllers import build_manager
+    from tests.controllers.conftest import FAST
+
+    settings = Settings(state_dir=tmp_path)
+    creds = pki.ensure_credentials(settings)
+    manager = build_manager(api, settings, FAST)
+    await manager.start()
+    try:
+        async def published():
+            try:
+                cm = await api.get("configmaps", "default", "kube-root-ca.crt")
+            except api_errors.NotFound:
+                return None
+            return cm
+
+        cm = await eventually(published)
+        assert cm["data"]["ca.crt"] == creds.ca_cert.read_text()
+        assert "PRIVATE" not in cm["data"]["ca.crt"]
+    finally:
+        await manager.stop()
