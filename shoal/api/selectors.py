@@ -29,10 +29,9 @@ the per-kind field sets of the Kubernetes registry (Pod ``spec.nodeName``, Event
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Callable, Iterable, Mapping
 
-from shoal.api import errors
+from shoal.api import errors, names
 
 # ----------------------------------------------------------------------------- labels
 
@@ -310,7 +309,7 @@ def make_requirement(key: str, operator: str, values: Iterable[str]) -> Requirem
 
 
 def _check_key(key: str) -> None:
-    messages = qualified_name_errors(key)
+    messages = names.check_qualified_name(key)
     if messages:
         raise _ParseError(str(errors.invalid("key", key, "; ".join(messages))))
 
@@ -318,7 +317,7 @@ def _check_key(key: str) -> None:
 def _requirement_errors(key: str, operator: str, values: tuple[str, ...],
                         prefix: str) -> list[errors.FieldError]:
     problems: list[errors.FieldError] = []
-    messages = qualified_name_errors(key)
+    messages = names.check_qualified_name(key)
     if messages:
         problems.append(errors.invalid(prefix + "key", key, "; ".join(messages)))
     values_path = prefix + "values"
@@ -351,67 +350,9 @@ def _requirement_errors(key: str, operator: str, values: tuple[str, ...],
             prefix + "operator", operator, [EQUALS, DOUBLE_EQUALS, NOT_EQUALS, IN, NOT_IN]))
         return problems
     for index, value in enumerate(values):
-        messages = label_value_errors(value)
+        messages = names.check_label_value(value)
         if messages:
             problems.append(errors.invalid(f"{values_path}[{index}]", value, "; ".join(messages)))
-    return problems
-
-
-# --------------------------------------------------------- names and values (validation)
-
-_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_DNS1123_SUBDOMAIN_RE = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAME_FORMAT = (
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
-    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-)
-
-
-def qualified_name_errors(value: str) -> list[str]:
-    """validation.IsQualifiedName: label keys, annotation keys ('[prefix/]name')."""
-    parts = value.split("/")
-    if len(parts) == 1:
-        prefix, name = "", parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            return ["prefix part must be non-empty"]
-    else:
-        return ["a qualified name " + _NAME_FORMAT + " with an optional DNS subdomain prefix "
-                "and '/' (e.g. 'example.com/MyName')"]
-    problems: list[str] = []
-    if prefix:
-        if len(prefix) > 253:
-            problems.append("prefix part must be no more than 253 characters")
-        if not _DNS1123_SUBDOMAIN_RE.match(prefix):
-            problems.append(
-                "prefix part a lowercase RFC 1123 subdomain must consist of lower case "
-                "alphanumeric characters, '-' or '.', and must start and end with an "
-                "alphanumeric character (e.g. 'example.com', regex used for validation is "
-                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-    if not name:
-        problems.append("name part must be non-empty")
-    elif len(name) > 63:
-        problems.append("name part must be no more than 63 characters")
-    if name and not _NAME_RE.match(name):
-        problems.append("name part " + _NAME_FORMAT)
-    return problems
-
-
-def label_value_errors(value: str) -> list[str]:
-    """validation.IsValidLabelValue."""
-    problems: list[str] = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not _LABEL_VALUE_RE.match(value):
-        problems.append(
-            "a valid label must be an empty string or consist of alphanumeric characters, "
-            "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
-            "'MyValue',  or 'my_value',  or '12345', regex used for validation is "
-            "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
     return problems
 
 
@@ -502,12 +443,12 @@ def _is_metav1_form(spec: Mapping) -> bool:
 def _label_map_errors(labels: Mapping, path: str) -> list[errors.FieldError]:
     problems: list[errors.FieldError] = []
     for key, value in labels.items():
-        if not isinstance(key, str) or qualified_name_errors(key):
-            problems.append(errors.invalid(path, key, "; ".join(qualified_name_errors(str(key)))))
+        if not isinstance(key, str) or names.check_qualified_name(key):
+            problems.append(errors.invalid(path, key, "; ".join(names.check_qualified_name(str(key)))))
         elif not isinstance(value, str):
             problems.append(errors.invalid(f"{path}.{key}", value, "must be a string"))
-        elif label_value_errors(value):
-            problems.append(errors.invalid(f"{path}.{key}", value, "; ".join(label_value_errors(value))))
+        elif names.check_label_value(value):
+            problems.append(errors.invalid(f"{path}.{key}", value, "; ".join(names.check_label_value(value))))
     return problems
 
 
