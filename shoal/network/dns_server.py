@@ -10,7 +10,9 @@ server's own address are dropped (no loops).
 
 Production: `ClusterDNS(settings, lookup, host=net.gateway, port=settings.dns_port)`
 listens on the bridge's gateway address, so each shoal instance has its own address
-and pods reach it as their `nameserver`.
+and pods reach it as their `nameserver`. Binding a specific address works next to
+other DNS servers on the host unless one holds the wildcard address on port 53 without
+SO_REUSEADDR (a system dnsmasq); then `start()` raises OSError (EADDRINUSE).
 
 UDP replies larger than the client's limit (512 bytes, or its EDNS0 size) are sent
 truncated (TC bit, no records), so the client retries over TCP.
