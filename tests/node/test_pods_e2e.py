@@ -1,0 +1,273 @@
+"""The node agent end to end: real runc containers in real pod sandboxes, driven through
+the API (LocalClient), asserting what `shoal get/describe pod` would show."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import time
+
+import pytest
+
+from shoal.node import access, paths
+from tests.node.conftest import (
+    busybox_pod,
+    container_status,
+    eventually,
+    init_status,
+    is_ready,
+    waiting_reason,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+HTTPD = ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+
+
+async def test_pod_runs_ready_with_an_ip_and_logs(node):
+    pod = busybox_pod("web", HTTPD, container={"readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                                                   "periodSeconds": 1}})
+    await node.create_pod(pod)
+    got = await node.wait_pod("web", is_ready)
+    st = got["status"]
+    assert st["phase"] == "Running"
+    assert ipaddress.ip_address(st["podIP"]) in ipaddress.ip_network(node.settings.pod_cidr)
+    cs = container_status(got)
+    assert cs["containerID"].startswith("shoal://") and cs["restartCount"] == 0 and cs["started"]
+    assert {c["type"] for c in st["conditions"]} >= {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+    reasons = [e["reason"] for e in await node.events("web")]
+    assert "Created" in reasons and "Started" in reasons
+
+    # logs: the resolver gives the CRI log file the runtime writes
+    cid, log = await access.resolve_container(node.client, node.settings, "default", "web")
+    assert cid == cs["containerID"].removeprefix("shoal://")
+    assert log == paths.log_path(paths.pod_dir_of(node.settings, got), "main", 0)
+
+
+async def test_killed_process_is_restarted(node):
+    await node.create_pod(busybox_pod("crashy-kill", ["sleep", "3600"]))
+    got = await node.wait_pod("crashy-kill", lambda p: container_status(p).get("state", {}).get("running"))
+    first = container_status(got)["containerID"].removeprefix("shoal://")
+    st = await node.runtime.status(first)
+    os.kill(st.pid, signal.SIGKILL)
+    got = await node.wait_pod("crashy-kill", lambda p: container_status(p).get("restartCount") == 1
+                              and container_status(p).get("state", {}).get("running"))
+    cs = container_status(got)
+    assert cs["containerID"] != f"shoal://{first}"
+    assert cs["lastState"]["terminated"]["exitCode"] == 137
+    assert cs["lastState"]["terminated"]["reason"] == "Error"
+    _, prev_log = await access.resolve_container(node.client, node.settings, "default", "crashy-kill", previous=True)
+    assert prev_log.name == "0.log"
+
+
+async def test_crash_loop_backs_off_on_schedule(node):
+    # base 0.5 s doubling, capped at 2 s (the fixture's BackoffPolicy)
+    await node.create_pod(busybox_pod("crashloop", ["sh", "-c", "exit 3"]))
+    starts: list[tuple[int, float]] = []
+    saw_backoff = False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(starts) < 5:
+        got = await node.pod("crashloop")
+        cs = container_status(got)
+        if waiting_reason(got) == "CrashLoopBackOff":
+            saw_backoff = True
+            assert "back-off" in cs["state"]["waiting"]["message"]
+        started = (cs.get("state", {}).get("terminated") or {}).get("startedAt")
+        if cs and (not starts or starts[-1][0] != cs["restartCount"]):
+            starts.append((cs["restartCount"], time.monotonic()))
+        await asyncio.sleep(0.05)
+    assert saw_backoff
+    assert [n for n, _ in starts][:5] == [0, 1, 2, 3, 4] or len(starts) >= 4
+    gaps = [b - a for (_, a), (_, b) in zip(starts, starts[1:])]
+    # restart 1 immediately, then 0.5, 1, 2 s (+ the time a container takes to start and exit)
+    assert gaps[0] < 1.0
+    assert 0.4 < gaps[1] < 1.8
+    assert 0.9 < gaps[2] < 2.8
+    if len(gaps) > 3:
+        assert 1.8 < gaps[3] < 3.8
+    got = await node.pod("crashloop")
+    assert got["status"]["phase"] == "Running"
+    assert container_status(got)["lastState"]["terminated"]["exitCode"] == 3
+    assert "BackOff" in [e["reason"] for e in await node.events("crashloop")]
+
+
+async def test_failing_liveness_probe_restarts_container(node):
+    pod = busybox_pod("unlively", ["sleep", "3600"], container={
+        "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/healthy"]}, "periodSeconds": 1,
+                          "failureThreshold": 2}})
+    await node.create_pod(pod)
+    await node.wait_pod("unlively", lambda p: container_status(p).get("restartCount", 0) >= 1, timeout=20)
+    events = await node.events("unlively")
+    assert any(e["reason"] == "Unhealthy" and "Liveness probe failed" in e["message"] for e in events)
+    assert any(e["reason"] == "Killing" for e in events)
+
+
+async def test_failing_readiness_probe_flips_ready(node):
+    pod = busybox_pod("flaky", ["sh", "-c", "touch /tmp/ready; exec sleep 3600"], container={
+        "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1,
+                           "failureThreshold": 1}})
+    await node.create_pod(pod)
+    got = await node.wait_pod("flaky", is_ready)
+    cid = container_status(got)["containerID"].removeprefix("shoal://")
+    code, _, _ = await node.runtime.exec(cid, ["rm", "/tmp/ready"])
+    assert code == 0
+    got = await node.wait_pod("flaky", lambda p: not is_ready(p) and p["status"]["phase"] == "Running")
+    assert container_status(got)["ready"] is False and container_status(got)["restartCount"] == 0
+
+
+async def test_pvc_data_survives_pod_replacement(node):
+    await node.client.create("persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "default"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+
+    async def bound() -> bool:
+        pvc = await node.client.get("persistentvolumeclaims", "default", "data")
+        return (pvc.get("status") or {}).get("phase") == "Bound"
+
+    await eventually(bound, what="PVC bound")
+    volume = {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+              "container": {"volumeMounts": [{"name": "d", "mountPath": "/data"}]}, "restartPolicy": "Never"}
+    await node.create_pod(busybox_pod("writer", ["sh", "-c", "echo kept > /data/file"], **volume))
+    await node.wait_pod("writer", lambda p: p["status"].get("phase") == "Succeeded")
+    await node.client.delete("pods", "default", "writer")
+    await node.wait_gone("writer")
+    volume["container"]["volumeMounts"] = [{"name": "d", "mountPath": "/data"}]
+    await node.create_pod(busybox_pod("reader", ["sh", "-c", "test \"$(cat /data/file)\" = kept"], **volume))
+    got = await node.wait_pod("reader", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"))
+    assert got["status"]["phase"] == "Succeeded"
+    pvc = await node.client.get("persistentvolumeclaims", "default", "data")
+    directory = paths.claim_dir(node.settings, pvc)
+    assert (directory / "file").read_text() == "kept\n"
+    await node.client.delete("pods", "default", "reader")
+    await node.wait_gone("reader")
+    await node.client.delete("persistentvolumeclaims", "default", "data")
+
+    async def removed() -> bool:
+        return not directory.exists()
+
+    await eventually(removed, what="PVC directory removed")
+
+
+async def test_configmap_change_appears_in_mounted_file(node):
+    await node.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "conf", "namespace": "default"},
+                                            "data": {"greeting": "v1"}})
+    pod = busybox_pod("confread", ["sleep", "3600"], volumes=[{"name": "c", "configMap": {"name": "conf"}}],
+                      container={"volumeMounts": [{"name": "c", "mountPath": "/etc/conf"}]})
+    await node.create_pod(pod)
+    got = await node.wait_pod("confread", lambda p: container_status(p).get("state", {}).get("running"))
+    cid = container_status(got)["containerID"].removeprefix("shoal://")
+    _, out, _ = await node.runtime.exec(cid, ["cat", "/etc/conf/greeting"])
+    assert out == b"v1"
+    cm = await node.client.get("configmaps", "default", "conf")
+    cm["data"]["greeting"] = "v2"
+    await node.client.update("configmaps", cm)
+
+    async def updated() -> bool:
+        _, out, _ = await node.runtime.exec(cid, ["cat", "/etc/conf/greeting"])
+        return out == b"v2"
+
+    await eventually(updated, what="ConfigMap update visible in the container")
+
+
+async def test_memory_hog_is_oom_killed(node):
+    pod = busybox_pod("hog", ["sh", "-c", "head -c 200m /dev/zero | tail"], restartPolicy="Never",
+                      container={"resources": {"limits": {"memory": "32Mi"}}})
+    await node.create_pod(pod)
+    got = await node.wait_pod("hog", lambda p: p["status"].get("phase") == "Failed", timeout=30)
+    term = container_status(got)["state"]["terminated"]
+    assert term["reason"] == "OOMKilled"
+
+
+async def test_missing_image_backs_off_with_clear_message(node):
+    pod = busybox_pod("noimage", ["true"], container={"image": "does-not-exist:1.0"})
+    await node.create_pod(pod)
+    got = await node.wait_pod("noimage", lambda p: waiting_reason(p) == "ImagePullBackOff")
+    message = container_status(got)["state"]["waiting"]["message"]
+    assert "does-not-exist:1.0" in message and "not found in the local store" in message
+    assert got["status"]["phase"] == "Pending"
+    assert any(e["reason"] == "Failed" and "does-not-exist" in e["message"] for e in await node.events("noimage"))
+
+
+async def test_missing_command_is_a_clear_container_error(node):
+    await node.create_pod(busybox_pod("nocmd", ["/no/such/binary"]))
+    got = await node.wait_pod("nocmd", lambda p: waiting_reason(p) == "CreateContainerError"
+                              or (container_status(p).get("lastState") or {}).get("terminated"))
+    cs = container_status(got)
+    text = str(cs)
+    assert "/no/such/binary" in text or "no such file" in text.lower()
+
+
+async def test_missing_configmap_key_is_config_error(node):
+    await node.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "partial", "namespace": "default"},
+                                            "data": {"present": "yes"}})
+    pod = busybox_pod("badkey", ["sleep", "3600"], container={"env": [
+        {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "partial", "key": "absent"}}}]})
+    await node.create_pod(pod)
+    got = await node.wait_pod("badkey", lambda p: waiting_reason(p) == "CreateContainerConfigError")
+    assert container_status(got)["state"]["waiting"]["message"] == \
+        "couldn't find key absent in ConfigMap default/partial"
+
+
+async def test_native_sidecar_starts_first_and_pod_completes(node):
+    pod = {
+        "metadata": {"name": "withsidecar"},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 2,
+            "initContainers": [{
+                "name": "proxy", "image": "busybox", "imagePullPolicy": "IfNotPresent", "restartPolicy": "Always",
+                "command": ["sh", "-c", "sleep 1; mkdir -p /w; echo up > /w/index.html; exec httpd -f -p 9000 -h /w"],
+                "startupProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 30},
+            }],
+            "containers": [{
+                "name": "app", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                # no retry: if the sidecar were not up yet this fails and the pod Fails
+                "command": ["sh", "-c", "timeout 3 wget -q -O - http://127.0.0.1:9000/ | grep up"],
+            }],
+        },
+    }
+    await node.create_pod(pod)
+    got = await node.wait_pod("withsidecar", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"),
+                              timeout=30)
+    assert got["status"]["phase"] == "Succeeded", got["status"]
+    app = container_status(got, "app")["state"]["terminated"]
+    proxy = init_status(got, "proxy")
+    assert app["exitCode"] == 0
+    assert "terminated" in proxy["state"]
+    assert proxy["state"]["terminated"]["startedAt"] <= app["startedAt"]
+
+
+async def test_delete_runs_prestop_then_sigterm_and_removes_pod(node, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    pod = busybox_pod(
+        "graceful",
+        ["sh", "-c", "trap 'echo term >> /marks/log; exit 0' TERM; while true; do sleep 0.1; done"],
+        volumes=[{"name": "m", "hostPath": {"path": str(marks)}}],
+        container={"volumeMounts": [{"name": "m", "mountPath": "/marks"}],
+                   "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /marks/log"]}}}})
+    pod["spec"]["terminationGracePeriodSeconds"] = 5
+    await node.create_pod(pod)
+    got = await node.wait_pod("graceful", lambda p: container_status(p).get("state", {}).get("running"))
+    root = paths.pod_dir_of(node.settings, got)
+    await node.client.delete("pods", "default", "graceful")
+    await node.wait_gone("graceful", timeout=15)
+    assert (marks / "log").read_text().split() == ["prestop", "term"]
+    assert not root.exists()
+    assert await node.network.get_sandbox("default/graceful") is None
+
+
+async def test_agent_restart_adopts_running_pods(node):
+    await node.create_pod(busybox_pod("survivor", ["sleep", "3600"]))
+    got = await node.wait_pod("survivor", is_ready)
+    before = container_status(got)
+    await node.restart_agent()
+    await asyncio.sleep(3)
+    got = await node.wait_pod("survivor", is_ready)
+    after = container_status(got)
+    assert (after["containerID"], after["restartCount"]) == (before["containerID"], before["restartCount"])
+    assert after["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
