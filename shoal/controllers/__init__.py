@@ -16,7 +16,8 @@ controllers, and returns the running manager.
 Modules (each opens with its design and concurrency rules):
 
 - `engine`      Request/Result, WorkQueue, RateLimiter, Informer/Lister, Controller, Manager
-- `deployment`  DeploymentController; `rollback()` and `history()` for `shoal rollout`
+- `deployment`  DeploymentController; `rollback()`, `history()` and `rollout_state()`
+                for `shoal rollout undo|history|status`
 - `replicaset`  ReplicaSetController
 - `gc`          GarbageCollector (ownerReferences; Background, Foreground, Orphan)
 - `namespace`   NamespaceController (lifecycle, default ServiceAccount)
@@ -33,7 +34,8 @@ import dataclasses
 from shoal.api.client import ApiClient
 from shoal.config import Settings
 from shoal.controllers import engine
-from shoal.controllers.deployment import DeploymentController, history, rollback
+from shoal.controllers.deployment import (DeploymentController, RollbackResult, RolloutState,
+                                         history, rollback, rollout_state)
 from shoal.controllers.endpoints import EndpointsController
 from shoal.controllers.errors import ControllerError, RevisionNotFound
 from shoal.controllers.events import EventRecorder
@@ -89,5 +91,6 @@ async def run_controllers(client: ApiClient, settings: Settings,
 
 __all__ = [
     "ControllerError", "ControllerOptions", "EventRecorder", "RevisionNotFound",
-    "build_manager", "engine", "history", "rollback", "run_controllers",
+    "RollbackResult", "RolloutState", "build_manager", "engine", "history", "rollback",
+    "rollout_state", "run_controllers",
 ]

@@ -225,7 +225,7 @@ class DeploymentController:
             raise
         if replicas > 0:
             await self.recorder.normal(d, "ScalingReplicaSet",
-                                       f"Scaled up replica set {name} from 0 to {replicas}")
+                                       f"Scaled up replica set {name} to {replicas} from 0")
         await self._sync_deployment_revision(d, new_revision)
         status = d.setdefault("status", {})
         if rollout.progress_deadline(d) is not None:
@@ -344,8 +344,8 @@ class DeploymentController:
             direction = "up" if replicas > current else "down"
             await self.recorder.normal(
                 d, "ScalingReplicaSet",
-                f"Scaled {direction} replica set {podutil.meta(rs)['name']} from {current} "
-                f"to {replicas}")
+                f"Scaled {direction} replica set {podutil.meta(rs)['name']} to {replicas} "
+                f"from {current}")
         return updated
 
     async def _prune(self, d: Obj, old: list[Obj]) -> None:
@@ -419,6 +419,41 @@ class RollbackResult:
         return f"deployment.apps/{name} rolled back"
 
 
+@dataclasses.dataclass(frozen=True)
+class RolloutState:
+    """What `rollout status` prints for a Deployment, as kubectl words it."""
+
+    done: bool
+    failed: bool
+    message: str
+
+
+def rollout_state(d: Obj) -> RolloutState:
+    """kubectl's DeploymentStatusViewer: pure, from the Deployment alone."""
+    name = podutil.meta(d).get("name")
+    status = d.get("status") or {}
+    if int(podutil.meta(d).get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return RolloutState(False, False, "Waiting for deployment spec update to be observed...")
+    cond = rollout.get_condition(status, "Progressing")
+    if cond is not None and cond.get("reason") == rollout.TIMED_OUT:
+        return RolloutState(False, True, f'deployment "{name}" exceeded its progress deadline')
+    desired = rollout.replicas(d)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    waiting = f'Waiting for deployment "{name}" rollout to finish: '
+    if updated < desired:
+        return RolloutState(False, False, waiting + f"{updated} out of {desired} new replicas "
+                                                    "have been updated...")
+    if total > updated:
+        return RolloutState(False, False, waiting + f"{total - updated} old replicas are "
+                                                    "pending termination...")
+    if available < updated:
+        return RolloutState(False, False, waiting + f"{available} of {updated} updated "
+                                                    "replicas are available...")
+    return RolloutState(True, False, f'deployment "{name}" successfully rolled out')
+
+
 async def history(client: ApiClient, namespace: str, name: str) -> list[tuple[int, Obj]]:
     """(revision, ReplicaSet) for every ReplicaSet the Deployment owns, oldest first."""
     d = await client.get(DEPLOYMENTS, namespace, name)
@@ -464,4 +499,5 @@ async def rollback(client: ApiClient, namespace: str, name: str,
     raise api_errors.Conflict.stale(DEPLOYMENTS, name)
 
 
-__all__ = ["DeploymentController", "RollbackResult", "RollbackSkipped", "history", "rollback"]
+__all__ = ["DeploymentController", "RollbackResult", "RollbackSkipped", "RolloutState",
+           "history", "rollback", "rollout_state"]

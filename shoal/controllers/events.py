@@ -80,7 +80,7 @@ class EventRecorder:
         self.cache_size = cache_size
         self.clock = clock
         self._seen: collections.OrderedDict[tuple, _Seen] = collections.OrderedDict()
-        self._locks: dict[tuple, asyncio.Lock] = {}
+        self._locks: dict[tuple, tuple[asyncio.Lock, int]] = {}
 
     async def event(
         self,
@@ -95,7 +95,8 @@ class EventRecorder:
         ref = involved_object(obj, field_path)
         key = (ref.get("kind"), ref.get("apiVersion"), ref.get("namespace"), ref.get("name"),
                ref.get("uid"), field_path, type_, reason, message)
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
         try:
             async with lock:
                 return await self._record(key, ref, type_, reason, message)
@@ -106,8 +107,11 @@ class EventRecorder:
                         type_, reason, ref.get("namespace"), ref.get("name"), exc)
             return None
         finally:
-            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
-                self._locks.pop(key, None)
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def _record(self, key: tuple, ref: Obj, type_: str, reason: str,
                       message: str) -> Obj:

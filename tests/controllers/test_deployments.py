@@ -291,7 +291,7 @@ async def test_scale_down_deletes_not_ready_pods_first(cluster):
     assert {p["metadata"]["name"] for p in live} == ready
     events, _ = await client.list("events", "default")
     assert any(e["reason"] == "ScalingReplicaSet" and "Scaled down" in e["message"]
-               and "from 4 to 2" in e["message"] for e in events)
+               and e["message"].endswith("to 2 from 4") for e in events)
 
 
 async def _status_is(client, **expected):

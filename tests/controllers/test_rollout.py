@@ -173,3 +173,27 @@ def test_history_limit_prunes_oldest_scaled_down_revisions():
     for r in olds:
         r["status"]["replicas"] = r["spec"]["replicas"]
     assert [r["metadata"]["name"] for r in rollout.replica_sets_to_prune(d, olds)] == ["r1", "r2"]
+
+
+def test_rollout_state_messages_like_kubectl():
+    from shoal.controllers.deployment import rollout_state
+
+    d = deployment(replicas=3, generation=2)
+    d["metadata"]["name"] = "web"
+    d["status"] = {"observedGeneration": 1}
+    assert rollout_state(d).message == "Waiting for deployment spec update to be observed..."
+    d["status"] = {"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1,
+                   "availableReplicas": 3}
+    assert rollout_state(d).message == ('Waiting for deployment "web" rollout to finish: '
+                                        "1 out of 3 new replicas have been updated...")
+    d["status"].update(updatedReplicas=3)
+    assert rollout_state(d).message.endswith("1 old replicas are pending termination...")
+    d["status"].update(replicas=3, availableReplicas=2)
+    assert rollout_state(d).message.endswith("2 of 3 updated replicas are available...")
+    d["status"].update(availableReplicas=3)
+    state = rollout_state(d)
+    assert state.done and state.message == 'deployment "web" successfully rolled out'
+    d["status"]["conditions"] = [{"type": "Progressing", "status": "False",
+                                  "reason": "ProgressDeadlineExceeded"}]
+    state = rollout_state(d)
+    assert state.failed and "exceeded its progress deadline" in state.message
