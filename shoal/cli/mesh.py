@@ -10,17 +10,24 @@ pod's own `sidecar.istio.io/inject: "false"` is honoured. A pod that cannot be m
 
 `shoal mesh capture-rules -f FILE` prints the iptables-restore rules the node agent
 installs in the netns of each Pod in FILE (exclusion annotations applied).
+
+`shoal mesh proxy-config KIND --netns NETNS` reads a live sidecar's admin API in that
+netns and prints clusters, listeners, routes, endpoints or secrets as a table. (Once
+the daemon exists, it resolves POD to its sandbox netns; `shoal mesh status` and
+`shoal mesh check` need the running control plane and come with the daemon wiring.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 
 import click
 import yaml
 
-from shoal.mesh import capture, inject as injection
-from shoal.mesh.errors import CaptureError
+from shoal.mesh import capture, inject as injection, proxyconfig
+from shoal.mesh.errors import CaptureError, MeshError
 
 TEMPLATE_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"}
 
@@ -99,6 +106,24 @@ def capture_rules_command(filename: str) -> None:
             raise click.ClickException(str(exc)) from None
         click.echo(f"# pod {doc['metadata'].get('name')}")
         click.echo(capture.render_capture_rules(options), nl=False)
+
+
+@mesh.command("proxy-config")
+@click.argument("kind", type=click.Choice(proxyconfig.KINDS))
+@click.option("--netns", required=True,
+              help="Network namespace of the pod whose sidecar to read.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def proxy_config_command(kind: str, netns: str, output: str) -> None:
+    """Show a sidecar's clusters, listeners, routes, endpoints or secrets."""
+    try:
+        raw = asyncio.run(proxyconfig.admin_get(netns, proxyconfig.ADMIN_PATHS[kind]))
+    except MeshError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = proxyconfig.ROW_BUILDERS[kind](json.loads(raw))
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(proxyconfig.format_table(rows), nl=False)
 
 
 COMMANDS = [mesh]

@@ -31,4 +31,8 @@ class CaptureError(MeshError):
 
 
 class InjectionError(MeshError):
-    """A pod could not be injected with a sidecar (see the FieldError list)."""
+    """A pod cannot be injected with a sidecar; `errors` lists the FieldErrors."""
+
+    def __init__(self, errors: list) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors

@@ -29,6 +29,7 @@ import json
 from typing import Any
 
 from shoal.api.errors import FieldError, invalid
+from shoal.mesh.errors import InjectionError
 from shoal.mesh.translate import names
 from shoal.mesh.translate.model import SIDECAR_CONTAINER, STATUS_ANNOTATION
 
@@ -130,7 +131,11 @@ def sidecar_container(options: InjectOptions) -> Obj:
 
 def inject(pod: Obj, namespace: Obj | None = None,
            options: InjectOptions = InjectOptions()) -> Obj:
-    """A copy of `pod` with the sidecar (unconditionally; see `needs_injection`)."""
+    """A copy of `pod` with the sidecar (whatever `needs_injection` says); raises
+    InjectionError carrying the field errors when the pod cannot be meshed."""
+    errors = validate_pod(pod, options.proxy_uid)
+    if errors:
+        raise InjectionError(errors)
     result = copy.deepcopy(pod)
     meta = result.setdefault("metadata", {})
     spec = result.setdefault("spec", {})

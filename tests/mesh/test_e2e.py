@@ -300,3 +300,27 @@ async def test_traffic_survives_control_plane_restart_and_proxies_converge(env: 
     assert set(result["servers"]) == {"b", "c"}, result
     statuses = env.server.status()
     assert all(s.connected and s.synced for s in statuses), statuses
+
+
+async def test_proxy_config_shows_the_live_sidecar_config(env: MeshEnv):
+    from click.testing import CliRunner
+
+    from shoal.cli.main import cli
+
+    async def show(kind: str) -> str:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["mesh", "proxy-config", kind, "--netns", env.topo.netns("a")])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    clusters = await show("clusters")
+    assert "outbound|80||web.default.svc.cluster.local" in clusters and "EDS" in clusters
+    listeners = await show("listeners")
+    assert f"{env.topo.vip()}/32 80" in listeners and "Route: 80" in listeners
+    routes = await show("routes")
+    assert "web.default.svc.cluster.local:80" in routes
+    endpoints = await show("endpoints")
+    assert f"{env.topo.ip('b')}:8080" in endpoints
+    secrets_table = await show("secrets")
+    assert "spiffe://cluster.local/ns/default/sa/sleep" in secrets_table
+    assert "PRIVATE KEY" not in secrets_table
