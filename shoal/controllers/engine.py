@@ -352,6 +352,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str | None, str]:
 
 
 Handler = Callable[[Change], None]
+TOMBSTONE_LIMIT = 10_000
 
 
 class Informer:
@@ -377,7 +378,7 @@ class Informer:
         while True:
             try:
                 items, revision = await self.client.list(self.resource)
-                self._replace(items)
+                self._replace(items, revision)
                 self.synced.set()
                 while True:
                     revision = await self._watch_from(revision)
@@ -424,7 +425,7 @@ class Informer:
             return
         if type_ == "DELETED":
             old = self.lister._remove(key)
-            self._tombstones[key] = revision
+            self._remember_deleted(key, revision)
             self._notify(Change("DELETED", obj, old))
             return
         current = self.lister.get(*key)
@@ -433,6 +434,15 @@ class Informer:
         self._tombstones.pop(key, None)
         old = self.lister._put(obj)
         self._notify(Change("MODIFIED" if old is not None else "ADDED", obj, old))
+
+    def _remember_deleted(self, key: tuple[str | None, str], revision: int) -> None:
+        """Tombstones stop late write-through results from resurrecting a deleted
+        object; only recent ones matter, so the oldest are forgotten past a bound."""
+        self._tombstones.pop(key, None)
+        self._tombstones[key] = revision
+        if len(self._tombstones) > TOMBSTONE_LIMIT:
+            for old_key in list(self._tombstones)[: TOMBSTONE_LIMIT // 2]:
+                del self._tombstones[old_key]
 
     def observe(self, obj: Obj) -> None:
         """Write-through of an object the API returned from a write."""
@@ -449,22 +459,27 @@ class Informer:
                                                                  time.gmtime())
         self.apply("MODIFIED", obj)
 
-    def _replace(self, items: list[Obj]) -> None:
+    def _replace(self, items: list[Obj], revision: int) -> None:
+        """Make the cache equal to a fresh list taken at `revision`. Objects cached from
+        a write newer than the list are kept: the watch from `revision` confirms them."""
         seen = set()
         for obj in items:
             key = _key(obj)
             seen.add(key)
             current = self.lister.get(*key)
-            if current is not None and resource_version(current) == resource_version(obj):
+            if current is not None and resource_version(current) >= resource_version(obj):
                 continue
             old = self.lister._put(obj)
             self._notify(Change("MODIFIED" if old is not None else "ADDED", obj, old))
         for key in self.lister._keys():
             if key not in seen:
+                current = self.lister.get(*key)
+                if current is not None and resource_version(current) > revision:
+                    continue
                 old = self.lister._remove(key)
                 if old is not None:
                     self._notify(Change("DELETED", old, old))
-        self._tombstones.clear()
+        self._tombstones = {k: r for k, r in self._tombstones.items() if r > revision}
 
     def _notify(self, change: Change) -> None:
         for handler in self._handlers:
@@ -579,8 +594,11 @@ class WriteThrough:
 
     async def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
                     patch_type: str = "merge", *, subresource: str | None = None) -> Obj:
-        return self._observe(resource, await self.client.patch(
-            resource, namespace, name, patch, patch_type, subresource=subresource))
+        result = await self.client.patch(resource, namespace, name, patch, patch_type,
+                                         subresource=subresource)
+        if subresource in (None, "status", "binding"):  # /scale returns a Scale, not the object
+            self._observe(resource, result)
+        return result
 
     async def delete(self, resource: str, namespace: str | None, name: str, *,
                      propagation_policy: str = "Background",

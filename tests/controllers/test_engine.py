@@ -153,3 +153,23 @@ async def test_lister_indexes_and_mappers():
     assert list(engine.map_owner("Deployment")(engine.Change("ADDED", p))) == []
     lister._remove(("default", "p"))
     assert lister.dependents("u-rs") == [] and lister.by_uid("uid-p") is None
+
+
+async def test_write_through_never_resurrects_deleted_objects():
+    informer = engine.Informer(FakeClient([], 0, []), "pods")
+    lister = informer.lister
+    informer.observe(obj("p", 3))
+    informer.observe_deleted(obj("p", 4))          # delete returned the object at rev 4
+    cached = lister.get("default", "p")
+    assert cached["metadata"]["deletionTimestamp"]  # counted as going away at once
+    informer.apply("DELETED", obj("p", 4))         # the watch confirms at the same revision
+    assert lister.get("default", "p") is None
+    informer.observe(obj("p", 3))                  # a late result of an older write
+    assert lister.get("default", "p") is None
+    informer.apply("ADDED", obj("p", 9))           # re-created later: back in the cache
+    assert lister.get("default", "p")["metadata"]["resourceVersion"] == "9"
+    # a relist at revision 5 keeps objects written after it
+    informer._replace([], 5)
+    assert lister.get("default", "p") is not None
+    informer._replace([], 10)
+    assert lister.get("default", "p") is None
