@@ -9,8 +9,9 @@ computed as `k8s.io/kubernetes/pkg/printers/internalversion` does (Pod STATUS wi
 CrashLoopBackOff / Init:1/2 / Completed / Terminating ..., RESTARTS with "(5m ago)",
 Service PORT(S) "80:30080/TCP", Endpoints "a:80,b:80 + 1 more...", AGE as
 `duration.HumanDuration`). Columns with priority 1 are the ``-o wide`` ones; as in
-Kubernetes' generator they are present only when ``wide=True`` — the API server must pass
-``wide=True`` (Kubernetes always does), kubectl then hides them unless ``-o wide``.
+Kubernetes' generator they are left out with ``wide=False``; the default (``wide=True``)
+is what the API server sends (Kubernetes always does) and kubectl hides them unless
+``-o wide``.
 Kinds without a printer get NAME and AGE.
 
 `render_text()` prints a Table as kubectl does: upper-case headers, left-aligned columns
@@ -582,11 +583,13 @@ def columns(kind: str, *, wide: bool = False) -> list[dict[str, Any]]:
     return [dict(c) for c in definitions if wide or not c["priority"]]
 
 
-def table(kind: str, objects: list[dict], *, wide: bool = False, now: dt.datetime | None = None,
+def table(kind: str, objects: list[dict], *, wide: bool = True, now: dt.datetime | None = None,
           include_object: str = "Metadata", resource_version: str | None = None) -> dict:
     """A meta.k8s.io/v1 Table of `objects` (all of kind `kind`).
 
-    wide: include the priority-1 columns (the API server passes True, as Kubernetes does).
+    wide: include the priority-1 columns. The default (True) is what an API server must
+    send, as Kubernetes does: clients (kubectl, `render_text`) hide those columns unless
+    asked for ``-o wide``. False leaves them out of the Table altogether.
     include_object: the request's ``includeObject``: "Metadata" (default, a
     PartialObjectMetadata per row, which kubectl needs for NAMESPACE and sorting),
     "Object" (the whole object) or "None".

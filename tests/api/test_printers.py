@@ -25,6 +25,7 @@ def meta(name: str, seconds: int = 60, **extra) -> dict:
 
 
 def headers(kind: str, objects: list, wide: bool = False) -> list[str]:
+    """Column headers of a Table built without (default) or with the wide columns."""
     table = printers.table(kind, objects, wide=wide, now=NOW)
     return [c["name"].upper() for c in table["columnDefinitions"]]
 
@@ -171,6 +172,10 @@ def test_table_shape_for_kubectl():
     table = printers.table("Pod", [obj], now=NOW, resource_version="42")
     assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
     assert table["metadata"] == {"resourceVersion": "42"}
+    # By default the Table carries the -o wide columns too, as a Kubernetes server sends it.
+    assert [c["priority"] for c in table["columnDefinitions"]] == [0] * 5 + [1] * 4
+    assert len(table["rows"][0]["cells"]) == 9
+    assert "IP" not in printers.render_text(table) and "IP" in printers.render_text(table, wide=True)
     assert table["columnDefinitions"][0] == {
         "name": "Name", "type": "string", "format": "name",
         "description": printers.NAME["description"], "priority": 0}
