@@ -99,6 +99,7 @@ async def run_node(
     backoff: BackoffPolicy = BackoffPolicy(),
     resync_seconds: float = 10.0,
     probe_time_scale: float = 1.0,
+    **agent_options: Any,
 ) -> NodeHandle:
     """Start the node agent and the local-path provisioner for `settings.node_name`."""
     from shoal.controllers.events import EventRecorder
@@ -113,7 +114,8 @@ async def run_node(
     settings.volumes_dir.mkdir(parents=True, exist_ok=True)
     recorder = EventRecorder(client, "kubelet", host=settings.node_name)
     agent = NodeAgent(client, settings, runtime=runtime, images=images, network=network, recorder=recorder,
-                      backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale)
+                      backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale,
+                      **agent_options)
     provisioner = LocalPathProvisioner(client, settings)
     await provisioner.start()
     await agent.start()

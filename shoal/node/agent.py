@@ -54,6 +54,7 @@ class NodeAgent:
         resync_seconds: float = 10.0,
         probe_time_scale: float = 1.0,
         list_cache_seconds: float = 0.5,
+        make_intent: Callable[[dict], Any] = intent.to_intent,
     ) -> None:
         """runtime: shoal.runtime.Runtime; images: shoal.images.ImageStore; network:
         shoal.network.PodNetwork; recorder: shoal.controllers.events.EventRecorder or None.
@@ -79,6 +80,7 @@ class NodeAgent:
         self._list_cache_seconds = list_cache_seconds
         self._generation = 0
         self.ready = asyncio.Event()
+        self.make_intent = make_intent
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class NodeAgent:
             rootfs = await asyncio.to_thread(self.images.snapshots.prepare, cid, img)
             fields = intent.intent_fields(pod, c, container_id=cid, rootfs=rootfs, env=env, mounts=mounts,
                                           sandbox=sandbox, log_path=log_path, restart_count=index)
-            spec_intent = intent.to_intent(fields)
+            spec_intent = self.make_intent(fields)
             await self.runtime.create(spec_intent, img.config)
         except Exception as exc:  # noqa: BLE001 - translated at this boundary
             await self.remove_container(cid)

@@ -505,6 +505,7 @@ class PodWorker:
                 raise
             except Exception:  # noqa: BLE001 - the periodic resync notices exits too
                 return
+            self.agent.invalidate()
             self.wake.set()
 
         inst.waiter = asyncio.create_task(wait_exit(), name=f"wait-{cid}")

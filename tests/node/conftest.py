@@ -30,7 +30,7 @@ try:  # the runtime is built by another engineer; skip end-to-end tests until it
 except ImportError:
     RUNTIME_READY = False
 
-needs_runtime = pytest.mark.skipif(not RUNTIME_READY, reason="shoal.runtime.Runtime not available yet")
+needs_runtime = pytest.mark.skipif(not RUNTIME_READY, reason="needs shoal.runtime.Runtime (cgroups); not landed yet")
 
 
 @dataclasses.dataclass
@@ -53,7 +53,7 @@ class Node:
 
         await self.handle.stop()
         self.handle = await run_node(self.client, self.settings, network=self.network, runtime=self.runtime,
-                                     images=self.images, **AGENT_OPTIONS, **kwargs)
+                                     images=self.images, **AGENT_OPTIONS, **AGENT_EXTRA, **kwargs)
 
     async def create_pod(self, pod: dict) -> dict:
         pod.setdefault("apiVersion", "v1")
@@ -96,6 +96,7 @@ class Node:
         return [e for e in items if e["involvedObject"].get("name") == name]
 
 
+AGENT_EXTRA: dict = {}
 AGENT_OPTIONS = {
     "backoff": None,  # filled below (import cost kept out of collection)
     "resync_seconds": 1.0,
@@ -149,8 +150,6 @@ def leftovers(node_settings: Settings, netns_prefix: str, cgroup_parent: str) ->
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def node(tmp_path_factory: pytest.TempPathFactory):
-    if not RUNTIME_READY:
-        pytest.skip("shoal.runtime not available yet")
     from shoal.apiserver.local import LocalClient
     from shoal.images import ImageStore
     from shoal.node import build_network, build_runtime, run_node, teardown_node
@@ -162,13 +161,22 @@ async def node(tmp_path_factory: pytest.TempPathFactory):
     images = ImageStore(settings.images_dir)
     await asyncio.to_thread(images.bootstrap_busybox, "busybox")
     network = build_network(settings, netns_prefix)
-    runtime = build_runtime(settings, cgroup_parent)
+    extra: dict = {}
+    if RUNTIME_READY:
+        runtime = build_runtime(settings, cgroup_parent)
+    else:
+        from tests.node.standin_runtime import StandInRuntime, make_intent
+
+        runtime = StandInRuntime()
+        extra["make_intent"] = make_intent
+    AGENT_EXTRA.clear()
+    AGENT_EXTRA.update(extra)
     async with LocalClient.open(settings.store_path) as client:
         n = Node(settings, client, None, network, runtime, images, cgroup_parent, netns_prefix)
         try:
             await network.setup_host()
             n.handle = await run_node(client, settings, network=network, runtime=runtime, images=images,
-                                      **_agent_options())
+                                      **_agent_options(), **extra)
             yield n
         finally:
             if n.handle is not None:
