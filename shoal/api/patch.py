@@ -317,7 +317,7 @@ def _merge_list(original: list, patch: list, field: _Field, path: str) -> list:
     if not field.merge_key:
         raise errors.BadRequest(f"{path}: cannot merge lists without merge key")
     key = field.merge_key
-    original, patch = _merge_list_special_elements(original, patch, key, path)
+    original, patch = _merge_list_special_elements(original, patch, key, field.type, path)
     server_order = list(original)
     merged = list(original)
     for item in patch:
@@ -334,7 +334,7 @@ def _merge_list(original: list, patch: list, field: _Field, path: str) -> list:
 
 
 def _merge_list_special_elements(
-    original: list, patch: list, key: str, path: str
+    original: list, patch: list, key: str, item_type: str, path: str
 ) -> tuple[list, list]:
     """Handle list items carrying ``$patch``: delete removes the item with the same merge
     key from the live list, replace makes the (other) patch items the whole list."""
@@ -358,7 +358,7 @@ def _merge_list_special_elements(
         else:
             raise _bad_directive(directive, path)
     if replace:
-        return [_clean(item, "", path) for item in plain], []
+        return [_clean(item, item_type, path) for item in plain], []
     return original, plain
 
 
