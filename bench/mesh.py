@@ -1,0 +1,316 @@
+"""Benchmark of shoal.mesh: latency added by two sidecars with mTLS, sidecar cost, and
+control-plane convergence time.
+
+    .venv/bin/python bench/mesh.py [--seconds 30] [--rate 1000] [--proxies 10,50] [--json]
+
+Runs as root in private network namespaces (`shoal-mt-<hex>-*`, bridge `shoalm<hex>`,
+addresses in 10.211.0.0/16, VIP in 10.212.0.0/16) and removes everything at the end.
+
+1. Latency, side by side, same load: client c -> server d directly (no sidecars), then
+   client a -> VIP -> server b through both sidecars (capture, HTTP/1.1 between the app
+   and its sidecar, mTLS between sidecars). Load generator: our own open-loop asyncio
+   client in the client netns, requests scheduled evenly at RATE/s over 16 keep-alive
+   connections, latency measured from the scheduled send time (no coordinated
+   omission); response body 1 KB (an asyncio keep-alive server). Prints p50/p90/p99 of
+   each path and the difference (added latency), plus both sidecars' CPU (cores used
+   during the run, /proc/PID/stat) and memory (RSS, PSS and USS from smaps_rollup;
+   Envoy's code pages are shared between sidecars, so USS is the per-sidecar cost).
+2. Convergence: N real Envoys (one netns each, --concurrency 1) on one control plane;
+   a scale-up of a service (one more ready pod) is applied to the ClusterSource and we
+   time until every proxy has ACKed the EDS version carrying the new endpoint (Envoy
+   ACKs after applying). Includes the 50 ms change debounce. 5 repetitions per N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shoal.mesh.ca import MeshCA  # noqa: E402
+from shoal.mesh.control import MeshControl  # noqa: E402
+from shoal.mesh.meshconfig import MeshConfig  # noqa: E402
+from shoal.mesh.server import XdsServer  # noqa: E402
+from shoal.mesh.source import PODS, SERVICES, InMemorySource  # noqa: E402
+from shoal.mesh import bootstrap  # noqa: E402
+from shoal.mesh.translate import model  # noqa: E402
+from tests.mesh import harness  # noqa: E402
+
+SERVER = r"""
+import asyncio, sys
+BODY = b"x" * 1024
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\nContent-Type: text/plain\r\n\r\n"
+async def handle(r, w):
+    try:
+        while True:
+            await r.readuntil(b"\r\n\r\n")
+            w.write(HEAD + BODY)
+            await w.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        w.close()
+async def main():
+    s = await asyncio.start_server(handle, "0.0.0.0", int(sys.argv[1]), backlog=1024)
+    await s.serve_forever()
+try:
+    import uvloop; uvloop.install()
+except ImportError:
+    pass
+asyncio.run(main())
+"""
+
+CLIENT = r"""
+import asyncio, json, sys, time
+host, port, rate, seconds, conns = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), 16
+REQ = f"GET / HTTP/1.1\r\nHost: web\r\n\r\n".encode()
+async def one(conn):
+    r, w = conn
+    w.write(REQ)
+    head = await r.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await r.readexactly(length)
+async def main():
+    idle = asyncio.Queue()
+    for _ in range(conns):
+        idle.put_nowait(await asyncio.open_connection(host, port))
+    for _ in range(200):  # warm-up
+        c = await idle.get(); await one(c); idle.put_nowait(c)
+    lat, errors = [], 0
+    n = int(rate * seconds)
+    start = time.perf_counter() + 0.05
+    async def request(i):
+        nonlocal errors
+        scheduled = start + i / rate
+        c = await idle.get()
+        try:
+            await one(c)
+            lat.append(time.perf_counter() - scheduled)
+            idle.put_nowait(c)
+        except Exception:
+            errors += 1
+            idle.put_nowait(await asyncio.open_connection(host, port))
+    tasks = []
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(request(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    lat.sort()
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
+    print(json.dumps({"requests": len(lat), "errors": errors, "rate": len(lat) / elapsed,
+                      "p50": q(0.50), "p90": q(0.90), "p99": q(0.99), "max": lat[-1] * 1000}))
+try:
+    import uvloop; uvloop.install()
+except ImportError:
+    pass
+asyncio.run(main())
+"""
+
+
+def pod(name: str, ip: str, labels: dict, sa: str = "default", sidecar: bool = True) -> dict:
+    return {"metadata": {"name": name, "namespace": "default", "labels": labels,
+                         "annotations": {"sidecar.istio.io/status": "{}"} if sidecar else {}},
+            "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "ports": [
+                {"containerPort": 8080, "name": "http"}]}]},
+            "status": {"podIP": ip, "phase": "Running",
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    import os
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_memory_mb(pid: int) -> dict:
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        values[key] = int(value.split()[0])
+    uss = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+    return {"rss_mb": values["Rss"] / 1024, "pss_mb": values["Pss"] / 1024, "uss_mb": uss / 1024}
+
+
+async def control_plane(source, workdir: Path, mesh: MeshConfig = MeshConfig()):
+    control = MeshControl(source, MeshCA.load_or_create(workdir / "ca"), mesh)
+    await control.start()
+    server = XdsServer(control)
+    await server.start(workdir / "xds.sock")
+    return control, server
+
+
+async def latency(args) -> dict:
+    workdir = harness.make_workdir()
+    topo, procs = harness.Topology(), harness.Processes(workdir)
+    (workdir / "server.py").write_text(SERVER)
+    (workdir / "client.py").write_text(CLIENT)
+    control = server = None
+    try:
+        await topo.create(["a", "b", "c", "d"])
+        source = InMemorySource([
+            ("pods", pod("a", topo.ip("a"), {"app": "client"}, "client")),
+            ("pods", pod("b", topo.ip("b"), {"app": "web"}, "web")),
+            ("services", {"metadata": {"name": "web", "namespace": "default"},
+                          "spec": {"clusterIP": topo.vip(), "selector": {"app": "web"},
+                                   "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        ])
+        control, server = await control_plane(source, workdir)
+        for name in ("b", "d"):
+            await procs.start(f"server-{name}", "ip", "netns", "exec", topo.netns(name),
+                              sys.executable, str(workdir / "server.py"), "8080")
+        state = await source.snapshot()
+        envoys = {}
+        for name in ("a", "b"):
+            identity = model.proxy_identity(state.get(PODS, "default", name), state)
+            envoys[name] = await harness.start_sidecar(procs, topo, name, identity, workdir / "xds.sock")
+
+        async def ready():
+            codes = [await harness.curl(topo, n, "http://127.0.0.1:15021/healthz/ready", 2)
+                     for n in ("a", "b")]
+            return all(code == 0 and "LIVE" in body for code, body in codes)
+        await harness.wait_for(ready, timeout=30)
+
+        async def load(client: str, host: str, port: int) -> dict:
+            _, out = await harness.run("ip", "netns", "exec", topo.netns(client), sys.executable,
+                                       str(workdir / "client.py"), host, str(port), str(args.rate),
+                                       str(args.seconds), timeout=args.seconds + 60)
+            return json.loads(out.strip().splitlines()[-1])
+
+        direct = await load("c", topo.ip("d"), 8080)
+        cpu_before = {n: proc_cpu_seconds(p.pid) for n, p in envoys.items()}
+        started = time.perf_counter()
+        mesh = await load("a", topo.vip(), 80)
+        elapsed = time.perf_counter() - started
+        sidecars = {n: {"cpu_cores": (proc_cpu_seconds(p.pid) - cpu_before[n]) / elapsed,
+                        **proc_memory_mb(p.pid)} for n, p in envoys.items()}
+        return {
+            "generator": f"open-loop asyncio client, {args.rate:.0f} req/s, 16 keep-alive "
+                         f"connections, 1 KB responses, {args.seconds:.0f} s per path",
+            "direct": direct, "mesh": mesh,
+            "added_ms": {q: mesh[q] - direct[q] for q in ("p50", "p90", "p99")},
+            "sidecars": sidecars,
+        }
+    finally:
+        await procs.close()
+        if server:
+            await server.stop(0)
+        if control:
+            await control.stop()
+        await topo.close()
+        harness.remove_workdir(workdir)
+
+
+async def convergence(n: int, repeats: int = 5) -> dict:
+    workdir = harness.make_workdir()
+    procs = harness.Processes(workdir)
+    netns: list[str] = []
+    control = server = None
+    tag = harness.Topology().tag
+    try:
+        source = InMemorySource([
+            ("services", {"metadata": {"name": "web", "namespace": "default"},
+                          "spec": {"clusterIP": "10.212.250.10", "selector": {"app": "web"},
+                                   "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+            ("pods", pod("web-0", "10.211.250.2", {"app": "web"}, "web")),
+        ])
+        for i in range(n):
+            source.put(PODS, pod(f"p{i}", f"10.211.{251 + i // 250}.{2 + i % 250}", {"app": f"p{i}"}))
+        control, server = await control_plane(source, workdir)
+        state = await source.snapshot()
+
+        async def start(i: int):
+            ns = f"shoal-mt-{tag}-c{i}"
+            await harness.run("ip", "netns", "add", ns)
+            netns.append(ns)
+            await harness.run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            identity = model.proxy_identity(state.get(PODS, "default", f"p{i}"), state)
+            path = workdir / f"bootstrap-{i}.json"
+            path.write_text(bootstrap.bootstrap_json(bootstrap.build_bootstrap(identity, workdir / "xds.sock")))
+            await procs.start(f"envoy-{i}", "ip", "netns", "exec", ns,
+                              *bootstrap.envoy_command(path, concurrency=1, log_level="error"))
+        await asyncio.gather(*(start(i) for i in range(n)))
+
+        def all_synced() -> bool:
+            statuses = server.status()
+            return len(statuses) == n and all(s.connected and s.synced and "EDS" in s.sent
+                                              for s in statuses)
+        deadline = time.monotonic() + 120
+        while not all_synced():
+            if time.monotonic() > deadline:
+                raise RuntimeError("proxies did not all sync within 120 s")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        times = []
+        for r in range(repeats):
+            before = {s.node_id: s.sent["EDS"] for s in server.status()}
+            t0 = time.perf_counter()
+            source.put(PODS, pod(f"web-{r + 1}", f"10.211.250.{3 + r}", {"app": "web"}, "web"))
+            while True:
+                statuses = server.status()
+                if all(s.sent.get("EDS") != before[s.node_id] and s.acked.get("EDS") == s.sent["EDS"]
+                       for s in statuses):
+                    break
+                await asyncio.sleep(0.001)
+            times.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.3)
+        return {"proxies": n, "ms": [round(t, 1) for t in times],
+                "p50_ms": statistics.median(times), "max_ms": max(times)}
+    finally:
+        await procs.close()
+        if server:
+            await server.stop(0)
+        if control:
+            await control.stop()
+        for ns in netns:
+            await harness.run("ip", "netns", "del", ns, check=False)
+        harness.remove_workdir(workdir)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--proxies", default="10,50")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    result: dict = {}
+    if not args.skip_latency:
+        result["latency"] = await latency(args)
+    result["convergence"] = [await convergence(int(n)) for n in args.proxies.split(",") if n]
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    if "latency" in result:
+        lat = result["latency"]
+        print(f"load: {lat['generator']}")
+        print(f"{'path':<8}{'req/s':>8}{'errors':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}")
+        for name in ("direct", "mesh"):
+            r = lat[name]
+            print(f"{name:<8}{r['rate']:>8.0f}{r['errors']:>8}{r['p50']:>9.2f}{r['p90']:>9.2f}{r['p99']:>9.2f}")
+        added = lat["added_ms"]
+        print(f"added by two sidecars with mTLS: p50 {added['p50']:+.2f} ms, "
+              f"p90 {added['p90']:+.2f} ms, p99 {added['p99']:+.2f} ms")
+        for name, s in lat["sidecars"].items():
+            print(f"sidecar {name}: {s['cpu_cores']:.3f} cores, RSS {s['rss_mb']:.1f} MB, "
+                  f"PSS {s['pss_mb']:.1f} MB, USS {s['uss_mb']:.1f} MB")
+    for c in result["convergence"]:
+        print(f"convergence, {c['proxies']} proxies (scale-up -> all ACKed new EDS, incl. "
+              f"50 ms debounce): p50 {c['p50_ms']:.0f} ms, max {c['max_ms']:.0f} ms {c['ms']}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
