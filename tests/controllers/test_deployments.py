@@ -109,9 +109,7 @@ async def test_rolling_update_never_drops_ready_below_replicas(cluster):
         observed["max_pods"] = max(observed["max_pods"], len(pods))
         return pods
 
-    d = await _deployment(client)
-    d["spec"]["template"]["spec"]["containers"][0]["image"] = "web:v2"
-    await client.update("deployments.apps", d)
+    await _set_image(client, "web:v2")
 
     steps = 0
     for _ in range(20):
@@ -152,9 +150,7 @@ async def test_recreate_deletes_old_pods_before_new_ones(cluster):
     client, manager, kubelet = cluster
     await _ready_deployment(client, kubelet, replicas=2, strategy={"type": "Recreate"})
     kubelet.finish_deletions = False  # old pods linger in Terminating
-    d = await _deployment(client)
-    d["spec"]["template"]["spec"]["containers"][0]["image"] = "web:v2"
-    await client.update("deployments.apps", d)
+    await _set_image(client, "web:v2")
 
     async def old_terminating():
         pods = await kubelet.pods(selector="app=web")
@@ -177,9 +173,7 @@ async def test_recreate_deletes_old_pods_before_new_ones(cluster):
 
 
 async def _roll_to(client, kubelet, image):
-    d = await _deployment(client)
-    d["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    await client.update("deployments.apps", d)
+    await _set_image(client, image)
 
     async def rolled():
         pods = [p for p in await kubelet.pods(selector="app=web") if not podutil.is_deleting(p)]
@@ -297,3 +291,67 @@ async def test_scale_down_deletes_not_ready_pods_first(cluster):
 async def _status_is(client, **expected):
     st = (await _deployment(client)).get("status") or {}
     return all(st.get(k) == v for k, v in expected.items())
+
+
+async def test_paused_deployment_scales_but_does_not_roll_until_resumed(cluster):
+    client, manager, kubelet = cluster
+    await _ready_deployment(client, kubelet, replicas=2)
+    await client.patch("deployments.apps", "default", "web", {"spec": {
+        "paused": True, "replicas": 3,
+        "template": {"spec": {"containers": [{"name": "app", "image": "web:v2"}]}}}},
+        "strategic")
+
+    async def scaled_same_template():
+        pods = [p for p in await kubelet.pods(selector="app=web") if not podutil.is_deleting(p)]
+        c = _cond(await _deployment(client), "Progressing")
+        return (len(pods) == 3 and c and c["reason"] == "DeploymentPaused"
+                and all(p["spec"]["containers"][0]["image"] == "web:v1" for p in pods))
+
+    await eventually(scaled_same_template)
+    rss, _ = await client.list("replicasets.apps", "default")
+    assert len(rss) == 1
+    await client.patch("deployments.apps", "default", "web", {"spec": {"paused": False}})
+
+    async def rolled():
+        pods = [p for p in await kubelet.pods(selector="app=web") if not podutil.is_deleting(p)]
+        for p in pods:
+            if not podutil.is_ready(p):
+                await kubelet.run(p)
+        return len(pods) == 3 and all(p["spec"]["containers"][0]["image"] == "web:v2"
+                                      for p in pods)
+
+    await eventually(rolled, timeout=15)
+
+
+async def test_run_controllers_starts_and_stops_cleanly(api, tmp_path):
+    import asyncio
+
+    from shoal.config import Settings
+    from shoal.controllers import run_controllers
+
+    before = set(asyncio.all_tasks())
+    manager = await run_controllers(api, Settings(state_dir=tmp_path, node_name=NODE))
+    assert {c.name for c in manager.controllers} >= {
+        "deployment", "replicaset", "namespace", "endpoints", "scheduler",
+        "garbage-collector-pods"}
+    await client_roundtrip(api)
+    await manager.stop()
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() - before if not t.done()]
+    assert leftover == []
+
+
+async def client_roundtrip(api):
+    await api.create("deployments.apps", deployment(replicas=1))
+
+    async def one_pod():
+        pods, _ = await api.list("pods", "default")
+        return len(pods) == 1
+
+    await eventually(one_pod)
+
+
+async def _set_image(client, image, name="web"):
+    """What `shoal set image` does: a strategic merge patch of the container image."""
+    await client.patch("deployments.apps", "default", name, {"spec": {"template": {"spec": {
+        "containers": [{"name": "app", "image": image}]}}}}, "strategic")

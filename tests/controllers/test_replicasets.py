@@ -38,9 +38,7 @@ async def test_replicaset_adopts_matching_orphans_and_releases_relabelled_pods(c
     owned = await eventually(two_owned)
     assert "stray" in {p["metadata"]["name"] for p in owned}   # adopted, not replaced
 
-    stray = await client.get("pods", "default", "stray")
-    stray["metadata"]["labels"] = {"app": "elsewhere"}
-    await client.update("pods", stray)
+    await client.patch("pods", "default", "stray", {"metadata": {"labels": {"app": "elsewhere"}}})
 
     async def released_and_replaced():
         p = await client.get("pods", "default", "stray")
