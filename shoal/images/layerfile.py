@@ -1,6 +1,7 @@
 """Turning tar files into stored layers, and writing reproducible tars.
 
 `store_layer_tar` is what the bootstrap commands (and the builder) use to add a layer:
+(`write_diff_tar` turns a snapshot's overlay upper dir into such a tar first)
 it hashes the uncompressed tar (diff_id), optionally gzips it deterministically (no
 name, mtime 0 in the gzip header) and stores the blob. `ReproducibleTar` writes entries
 with fixed owner names and clamped mtimes; callers add entries in sorted order.
@@ -11,7 +12,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -78,3 +81,59 @@ class ReproducibleTar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_diff_tar(upper: Path, out: Path, epoch: int | None = None) -> None:
+    """Tar an overlayfs upper dir as an OCI layer (for the builder and `commit`).
+
+    overlay whiteouts (0:0 character devices) become `.wh.NAME` entries, opaque
+    directories (xattr trusted.overlay.opaque=y) get a `.wh..wh..opq` entry; other
+    device nodes and sockets are left out. Entries are sorted by path, owner names are
+    dropped (numeric ids only), mtimes are clamped to `epoch` when given, hard links
+    inside the diff stay hard links, and `security.capability` is kept.
+    """
+    upper = Path(upper)
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+
+        def clamp(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uname = info.gname = ""
+            if epoch is not None and info.mtime > epoch:
+                info.mtime = epoch
+            return info
+
+        def marker(name: str, mtime: float) -> None:
+            info = tarfile.TarInfo(name)
+            info.mtime = int(mtime)
+            tar.addfile(clamp(info))
+
+        for dirpath, dirnames, filenames in os.walk(upper):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, upper)
+            for name in sorted(dirnames + filenames):
+                path = os.path.join(dirpath, name)
+                arcname = name if rel_dir == "." else f"{rel_dir}/{name}"
+                st = os.lstat(path)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    marker(posixpath.join(posixpath.dirname(arcname), ".wh." + name), st.st_mtime)
+                    continue
+                if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+                        or stat.S_ISFIFO(st.st_mode)):
+                    continue
+                info = clamp(tar.gettarinfo(path, arcname))
+                try:
+                    cap = os.getxattr(path, "security.capability", follow_symlinks=False)
+                    info.pax_headers["SCHILY.xattr.security.capability"] = cap.decode("utf-8", "surrogateescape")
+                except OSError:
+                    pass
+                if info.isreg():
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+                if stat.S_ISDIR(st.st_mode):
+                    try:
+                        opaque = os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False)
+                    except OSError:
+                        opaque = b""
+                    if opaque == b"y":
+                        marker(f"{arcname}/.wh..wh..opq", st.st_mtime)

@@ -64,3 +64,28 @@ def test_many_layers_stack_in_order_with_short_mount_options(store):
     assert len(long_form) > 900
     line = next(l for l in open("/proc/self/mountinfo") if f" {root} " in l)
     assert "lowerdir=lower/11:lower/10:lower/9:" in line and ",upperdir=upper," in line
+
+
+def test_snapshot_diff_commits_as_a_new_layer(store, busybox, tmp_path):
+    """What a container changed (write, delete file, delete dir, replace dir) becomes a
+    layer; a container from the committed image sees exactly those changes."""
+    from shoal.images.layerfile import store_layer_tar, write_diff_tar
+
+    root = store.snapshots.prepare("build", busybox)
+    subprocess.run(["chroot", str(root), "/bin/sh", "-c",
+                    "echo new > /etc/motd && rm /etc/hosts && rm -r /home && "
+                    "rm -r /var && mkdir -p /var/lib && echo v > /var/lib/only && ln /etc/motd /etc/motd2"],
+                   check=True)
+    diff_tar = tmp_path / "diff.tar"
+    write_diff_tar(store.snapshots.diff("build"), diff_tar, epoch=0)
+    layer = store_layer_tar(store, diff_tar)
+    base = [(d["digest"], diff, d["size"], d["mediaType"])
+            for d, diff in zip(busybox.layer_descriptors, busybox.diff_ids)]
+    committed = store.commit_image(busybox.raw_config, base + [layer], "localhost/committed:1")
+    assert committed.diff_ids == busybox.diff_ids + [layer[1]]
+    root2 = store.snapshots.prepare("run", committed)
+    assert (root2 / "etc/motd").read_text() == "new\n"
+    assert os.stat(root2 / "etc/motd").st_ino == os.stat(root2 / "etc/motd2").st_ino
+    assert not (root2 / "etc/hosts").exists() and not (root2 / "home").exists()
+    assert os.listdir(root2 / "var") == ["lib"]  # opaque: the old var/tmp is gone
+    assert (root2 / "bin/busybox").is_file()

@@ -57,3 +57,16 @@ def test_prune_keeps_layers_of_live_snapshots(store, busybox):
     store.prune()
     assert store.layer_store.has(busybox.diff_ids[0])
     assert (store.snapshots.rootfs("keep") / "bin/busybox").exists()
+
+
+def test_prune_removes_leftovers_of_a_crash(store, busybox):
+    """A crash mid-download or mid-unpack leaves only ingest/ and layers/.tmp-* entries,
+    which are never taken for content and which prune deletes."""
+    (store.paths.ingest / "blob-partial").write_bytes(b"x" * 1000)
+    half = store.paths.layers / ".tmp-crashed"
+    (half / "bin").mkdir(parents=True)
+    assert not store.layer_store.has(busybox.diff_ids[0])
+    assert store.layer_store.diff_ids() == []
+    assert store.prune() >= 1000
+    assert os.listdir(store.paths.ingest) == [] and os.listdir(store.paths.layers) == []
+    assert store.resolve("busybox").digest == busybox.digest
