@@ -114,6 +114,7 @@ def intent_fields(
         LABEL_CONTAINER: container["name"],
         LABEL_RESTART: str(restart_count),
     }
+    etc = {m.destination: m.source for m in mounts}
     return {
         "id": container_id,
         "rootfs": rootfs,
@@ -122,7 +123,9 @@ def intent_fields(
         "env": dict(env),
         "working_dir": container.get("workingDir") or None,
         "hostname": getattr(sandbox, "hostname", "") or meta["name"],
-        "mounts": list(mounts),
+        "mounts": [m for m in mounts if m.destination not in ("/etc/hosts", "/etc/resolv.conf")],
+        "etc_hosts": Path(etc["/etc/hosts"]) if "/etc/hosts" in etc else None,
+        "resolv_conf": Path(etc["/etc/resolv.conf"]) if "/etc/resolv.conf" in etc else None,
         "resources": resources_of(container),
         "network": sandbox.netns_path,
         "ipc_ns_path": sandbox.ipc_ns_path,
@@ -146,14 +149,15 @@ def to_intent(fields: Mapping[str, Any]) -> Any:
 
     values = dict(fields)
     values["mounts"] = [
-        runtime.Mount(destination=m.destination, source=m.source, type="bind",
-                      options=["rbind", "ro" if m.read_only else "rw"])
+        runtime.Mount(destination=m.destination, source=m.source, type="bind", read_only=m.read_only)
         for m in fields["mounts"]
     ]
     values["resources"] = build(runtime.Resources, dataclasses.asdict(fields["resources"]))
     security_cls = getattr(runtime, "Security", None) or getattr(runtime, "SecurityOptions", None)
     if security_cls is not None:
-        values["security"] = build(security_cls, fields["security"])
+        sec = dict(fields["security"])
+        sec["cap_add"], sec["cap_drop"] = tuple(sec["cap_add"]), tuple(sec["cap_drop"])
+        values["security"] = build(security_cls, sec)
     else:
         values.pop("security", None)
     return build(runtime.ContainerIntent, values)

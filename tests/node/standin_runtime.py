@@ -52,7 +52,9 @@ class StandInRuntime:
         intent = c["intent"]
         rootfs = Path(intent["rootfs"])
         lines = ["set -e", f"mount -t proc proc {shlex.quote(str(rootfs / 'proc'))}"]
-        for m in intent["mounts"]:
+        extra = [SimpleNamespace(destination=d, source=str(intent[k]), read_only=False)
+                 for d, k in (("/etc/hosts", "etc_hosts"), ("/etc/resolv.conf", "resolv_conf")) if intent.get(k)]
+        for m in list(intent["mounts"]) + extra:
             dest = rootfs / m.destination.lstrip("/")
             src = Path(m.source)
             if src.is_dir():

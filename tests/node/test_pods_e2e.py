@@ -273,3 +273,35 @@ async def test_agent_restart_adopts_running_pods(node):
     after = container_status(got)
     assert (after["containerID"], after["restartCount"]) == (before["containerID"], before["restartCount"])
     assert after["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
+
+
+async def test_deployment_of_three_becomes_ready(node):
+    from shoal.controllers import ControllerOptions, run_controllers
+
+    manager = await run_controllers(node.client, node.settings, ControllerOptions(retry_base=0.05, retry_cap=1))
+    try:
+        await node.client.create("deployments.apps", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "trio", "namespace": "default"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "trio"}},
+                     "template": {"metadata": {"labels": {"app": "trio"}},
+                                  "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                                      {"name": "web", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                                       "command": HTTPD,
+                                       "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}}})
+
+        async def ready() -> bool:
+            d = await node.client.get("deployments.apps", "default", "trio")
+            return (d.get("status") or {}).get("readyReplicas") == 3
+
+        await eventually(ready, timeout=30, what="3/3 ready replicas")
+        pods, _ = await node.client.list("pods", "default", label_selector="app=trio")
+        assert len({p["status"]["podIP"] for p in pods}) == 3
+        await node.client.delete("deployments.apps", "default", "trio")
+
+        async def gone() -> bool:
+            pods, _ = await node.client.list("pods", "default", label_selector="app=trio")
+            return not pods
+
+        await eventually(gone, timeout=30, what="deployment's pods removed")
+    finally:
+        await manager.stop()

@@ -24,7 +24,8 @@ def test_intent_fields_limits_mounts_labels(tmp_path):
     fields = intent.intent_fields(POD, c, container_id="cid", rootfs=Path("/r"), env={"A": "1"}, mounts=mounts,
                                   sandbox=SANDBOX, log_path=Path("/l"), restart_count=3)
     assert fields["resources"] == intent.ResourceSpec(64 * 2**20, 500, 250)
-    assert fields["mounts"][1] == intent.MountSpec("/data", str(tmp_path), True)
+    assert fields["mounts"] == [intent.MountSpec("/data", str(tmp_path), True)]
+    assert fields["etc_hosts"] == tmp_path / "hosts"
     assert fields["network"] == "/var/run/netns/x"
     assert fields["security"]["run_as_user"] == 1000 and fields["security"]["cap_add"] == ["NET_ADMIN"]
     assert fields["labels"][intent.LABEL_RESTART] == "3"
