@@ -1,0 +1,76 @@
+"""A thin async wrapper over the `runc` command line, bound to one state root.
+
+Every call is one runc process; failures become `RuncError` carrying runc's stderr.
+runc serializes concurrent operations on one container itself (a file lock per
+container), so callers need no extra locking for correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from shoal.runtime.errors import RuncError
+
+
+class Runc:
+    def __init__(self, binary: str, state_root: Path) -> None:
+        self.binary = binary
+        self.state_root = state_root
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.state_root), *args]
+
+    async def call(self, *args: str, stdin: bytes | None = None) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(*args),
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate(stdin)
+        if proc.returncode != 0:
+            raise RuncError(f"runc {args[0]}", _runc_message(err), proc.returncode)
+        return out
+
+    async def state(self, cid: str) -> dict[str, Any] | None:
+        """runc's view of the container, or None when runc does not know it."""
+        try:
+            return json.loads(await self.call("state", cid))
+        except RuncError as exc:
+            if "does not exist" in str(exc) or "not exist" in str(exc):
+                return None
+            raise
+
+    async def start(self, cid: str) -> None:
+        await self.call("start", cid)
+
+    async def kill(self, cid: str, signal: str, *, all_processes: bool = False) -> None:
+        await self.call("kill", *(["--all"] if all_processes else []), cid, signal)
+
+    async def delete(self, cid: str, *, force: bool = False) -> None:
+        try:
+            await self.call("delete", *(["--force"] if force else []), cid)
+        except RuncError as exc:
+            if "does not exist" not in str(exc):
+                raise
+
+    async def list_ids(self) -> list[str]:
+        out = await self.call("list", "--format", "json")
+        return [c["id"] for c in (json.loads(out or b"null") or [])]
+
+
+def _runc_message(stderr: bytes) -> str:
+    """runc logs logfmt lines (time=... level=error msg="..."); keep the msg parts."""
+    text = stderr.decode(errors="replace").strip()
+    messages = []
+    for line in text.splitlines():
+        marker = 'msg="'
+        if marker in line:
+            body = line.split(marker, 1)[1]
+            messages.append(body.rsplit('"', 1)[0].replace('\\"', '"'))
+        elif line.strip():
+            messages.append(line.strip())
+    return "; ".join(messages) or text
