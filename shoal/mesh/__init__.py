@@ -10,6 +10,7 @@
     capture     iptables capture rules for a pod netns (pure render + apply)
     inject      sidecar injection admission (pure)
     proxyconfig config_dump -> tables (`shoal mesh proxy-config`)
+    report      `shoal mesh status` rows and `shoal mesh check` findings (pure)
 
 Wiring (daemon): `ca = MeshCA.load_or_create(settings.pki_dir / "mesh")`,
 `control = MeshControl(source, ca, MeshConfig.from_settings(settings))`,

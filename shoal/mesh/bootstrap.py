@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.mesh.translate import fixed, names
+from shoal.mesh.translate import model
 from shoal.mesh.translate.model import ProxyIdentity
 from shoal.mesh.translate.protos import typed
 
@@ -34,7 +35,7 @@ def build_bootstrap(
     extra_metadata: dict[str, str] | None = None,
 ) -> Obj:
     """Bootstrap dict (Envoy's v3 Bootstrap in JSON shape) for the sidecar of `proxy`."""
-    node_id = f"sidecar~{proxy.ip}~{proxy.pod}.{proxy.namespace}~{proxy.namespace}.svc.{cluster_domain}"
+    node_id = model.node_id(proxy.ip, proxy.pod, proxy.namespace, cluster_domain)
     metadata = {
         "NAME": proxy.pod,
         "NAMESPACE": proxy.namespace,

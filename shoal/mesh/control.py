@@ -121,6 +121,9 @@ class MeshControl:
         self._state = await self.source.snapshot()
         self._outbound = Outbound(self._state, self.mesh)
         for record in list(self.proxies.values()):
+            if record.streams == 0 and self._state.get(PODS, record.namespace, record.pod) is None:
+                self.forget(record.node_id)  # pod gone and nobody connected: drop its cert
+                continue
             self._refresh(record)
 
     # -- proxies --------------------------------------------------------------------
@@ -171,9 +174,10 @@ class MeshControl:
             if self.cache.set(record.node_id, snap):
                 record.last_push = time.monotonic()
             record.error = ""
-        except MeshError as exc:
-            record.error = str(exc)
-            log.error("mesh: no new config for %s: %s", record.node_id, exc)
+        except Exception as exc:  # one proxy's failure must not stop the others' updates
+            record.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MeshError) else str(exc)
+            log.error("mesh: no new config for %s (keeps its last one): %s", record.node_id,
+                      record.error)
 
     def _issue(self, record: ProxyRecord, identity: ProxyIdentity) -> None:
         record.svid = self.ca.issue_svid(identity.namespace, identity.service_account,

@@ -283,6 +283,15 @@ class XdsServer:
         """An extra socket that only serves the sidecar of namespace/pod."""
         await self._serve(Path(socket_path), mode, (namespace, pod))
 
+    async def unbind_pod_socket(self, socket_path: str | Path, grace: float = 0.5) -> None:
+        """Close a socket made by `bind_pod_socket` (the pod is gone)."""
+        path = Path(socket_path)
+        for entry in [e for e in self._servers if e[1] == path]:
+            self._servers.remove(entry)
+            await entry[0].stop(grace)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
     async def _serve(self, path: Path, mode: int, only: tuple[str, str] | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):

@@ -237,3 +237,21 @@ async def test_pod_socket_serves_only_its_pod(plane):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await other.reader
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    await server.unbind_pod_socket(socket)
+    assert not socket.exists()
+
+
+async def test_proxies_of_deleted_pods_are_forgotten(plane):
+    source, server, connect, _ = plane
+    envoy = await connect("client")
+    envoy.request(protos.CLUSTER)
+    await envoy.next()
+    await envoy.close()
+    await asyncio.sleep(0.1)
+    assert server.proxy_status(envoy.node_id).connected is False
+    source.delete(PODS, "default", "client")
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if server.proxy_status(envoy.node_id) is None:
+            break
+    assert server.proxy_status(envoy.node_id) is None
