@@ -48,15 +48,19 @@ def image() -> None:
 
 @image.command()
 @click.argument("ref")
-@click.option("--insecure", "--tls-verify=false", "insecure", is_flag=True,
+@click.option("--insecure", is_flag=True,
               help="Skip TLS verification and allow plain HTTP (local registries).")
+@click.option("--tls-verify", type=bool, default=True, show_default=True,
+              help="Like podman: --tls-verify=false is the same as --insecure.")
 @click.option("--creds", metavar="USER:PASSWORD", envvar="SHOAL_REGISTRY_CREDS",
               help="Registry credentials (env SHOAL_REGISTRY_CREDS).")
 @click.option("-q", "--quiet", is_flag=True)
 @click.pass_context
 @_errors
-def pull(ctx: click.Context, ref: str, insecure: bool, creds: str | None, quiet: bool) -> None:
+def pull(ctx: click.Context, ref: str, insecure: bool, tls_verify: bool, creds: str | None,
+         quiet: bool) -> None:
     """Pull REF from a registry (distribution-spec, bearer-token auth)."""
+    insecure = insecure or not tls_verify
     from shoal.images.registry import pull as pull_image
 
     store = _store(ctx)

@@ -162,6 +162,8 @@ class ImageStore:
         with self._index_update() as entries:
             entries[:] = [e for e in entries if _ref_of(e) not in canon
                           and not (e["digest"] == digest and _ref_of(e) is None)]
+            if not canon and any(e["digest"] == digest for e in entries):
+                return self.load(digest)  # already reachable; no untagged duplicate
             for name in canon or [None]:
                 entry = {"mediaType": media_type, "digest": digest, "size": len(manifest)}
                 if name:

@@ -99,3 +99,14 @@ async def test_interrupted_blob_download_stores_nothing(tmp_path, plain_registry
         assert fresh.content.has(img.layers[0])
     finally:
         proxy.close()
+
+
+def test_cli_pull_with_tls_verify_false(tmp_path, plain_registry, busybox, monkeypatch):
+    from .test_cli import shoal_image
+
+    monkeypatch.delenv("SHOAL_STATE_DIR", raising=False)
+    ref = f"{plain_registry.host}/shoal/busybox:v1"
+    code, out = shoal_image(tmp_path / "state", "pull", "-q", "--tls-verify=false", ref)
+    assert code == 0 and out.strip() == busybox.digest
+    code, out = shoal_image(tmp_path / "state", "ls")
+    assert ref in out

@@ -89,3 +89,13 @@ def test_snapshot_diff_commits_as_a_new_layer(store, busybox, tmp_path):
     assert not (root2 / "etc/hosts").exists() and not (root2 / "home").exists()
     assert os.listdir(root2 / "var") == ["lib"]  # opaque: the old var/tmp is gone
     assert (root2 / "bin/busybox").is_file()
+
+
+def test_concurrent_prepares_share_one_unpack(store, busybox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        roots = list(pool.map(lambda n: store.snapshots.prepare(f"c{n}", busybox), range(4)))
+    assert all((r / "bin/busybox").is_file() for r in roots)
+    assert store.layer_store.diff_ids() == busybox.diff_ids
+    assert [e for e in os.listdir(store.paths.layers) if e.startswith(".tmp-")] == []
