@@ -38,7 +38,7 @@ from shoal.runtime.spec.process import env_pairs
 from shoal.runtime.spec.users import resolve_user
 from shoal.runtime.status import CREATED, EXITED, RUNNING, UNKNOWN, ContainerStatus, LogLine
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024
 DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -97,7 +97,7 @@ class Runtime:
         """Write the bundle and run conmon + `runc create`; the container is `created`."""
         cid = intent.id
         if not ID_PATTERN.match(cid):
-            raise SpecError("id", f"expected [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}, got {cid!r}")
+            raise SpecError("id", f"expected [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}, got {cid!r}")
         async with self._lock(cid):
             await asyncio.to_thread(self.paths.ensure)
             try:
@@ -319,7 +319,10 @@ class Runtime:
     # -- delete ---------------------------------------------------------------------------
 
     async def delete(self, cid: str, force: bool = False) -> None:
-        """Remove runc state, bundle, cgroup, exit file and log (if ours); nothing stays."""
+        """Remove runc state, bundle, cgroup, exit file and the default log; nothing stays.
+
+        A log at an intent's own `log_path` is the caller's and stays.
+        """
         async with self._lock(cid):
             self._meta(cid)
             st = await self.status(cid)
@@ -334,12 +337,12 @@ class Runtime:
             await self._remove_everything(cid)
 
     async def _remove_everything(self, cid: str) -> None:
+        """Best effort, for delete and for a failed create."""
         cgroups_path = f"/{self.cgroup_parent}/{cid}"
         try:
-            meta = self._meta(cid)
-            cgroups_path = meta.get("cgroups_path") or cgroups_path
+            cgroups_path = self._meta(cid).get("cgroups_path") or cgroups_path
         except ContainerNotFound:
-            meta = {}
+            pass
         try:
             await self.runc.delete(cid, force=True)
         except RuncError:
@@ -347,13 +350,12 @@ class Runtime:
         pid = self._conmon_pid(cid)
         if pid and _pid_alive(pid):
             await self._wait_pid(pid, 2.0)
-        await asyncio.to_thread(self._remove_files, cid, cgroups_path, meta.get("log_path"))
+        await asyncio.to_thread(self._remove_files, cid, cgroups_path)
 
-    def _remove_files(self, cid: str, cgroups_path: str, log_path: str | None) -> None:
+    def _remove_files(self, cid: str, cgroups_path: str) -> None:
         cgroups.remove(cgroups_path)
         self.paths.exit_file(cid).unlink(missing_ok=True)
-        if log_path and not Path(log_path).is_relative_to(self.paths.container(cid)):
-            Path(log_path).unlink(missing_ok=True)
+        # a log_path given in the intent belongs to the caller (kept for `logs --previous`)
         shutil.rmtree(self.paths.container(cid), ignore_errors=True)
         sock = self.paths.sockets / cid
         if sock.is_symlink() or sock.exists():
