@@ -33,6 +33,7 @@ def build_bootstrap(
     cluster_domain: str = "cluster.local",
     admin_port: int = names.ADMIN_PORT,
     extra_metadata: dict[str, str] | None = None,
+    max_connections: int = 100_000,
 ) -> Obj:
     """Bootstrap dict (Envoy's v3 Bootstrap in JSON shape) for the sidecar of `proxy`."""
     node_id = model.node_id(proxy.ip, proxy.pod, proxy.namespace, cluster_domain)
@@ -50,7 +51,14 @@ def build_bootstrap(
         admin_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
             "address"] = fixed.socket_address("127.0.0.1", admin_port)
     ads = {"ads": {}, "resource_api_version": "V3"}
+    overload = {"resource_monitors": [{
+        "name": "envoy.resource_monitors.global_downstream_max_connections",
+        "typed_config": typed(
+            "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+            {"max_active_downstream_connections": max_connections}),
+    }]}
     return {
+        "overload_manager": overload,
         "node": {"id": node_id, "cluster": f"{proxy.pod}.{proxy.namespace}",
                  "metadata": metadata},
         "admin": {"address": fixed.socket_address("127.0.0.1", admin_port)},
