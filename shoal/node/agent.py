@@ -122,7 +122,7 @@ class NodeAgent:
         for st in await self.list_containers(fresh=True):
             cid = getattr(st, "id", None) or getattr(st, "container_id", "")
             key = paths.parse_container_id(cid)
-            if key is not None and key.pod_uid not in live_uids:
+            if key is not None and key.pod_uid not in {paths.uid_part(u) for u in live_uids}:
                 log.info("removing container %s of a pod that no longer exists", cid)
                 await self.remove_container(cid, stop=True)
         live_dirs = set()

@@ -184,7 +184,7 @@ class PodWorker:
         for st in await self.agent.list_containers():
             cid = getattr(st, "id", None) or getattr(st, "container_id", "")
             key = paths.parse_container_id(cid)
-            if key is None or key.pod_uid != self.uid:
+            if key is None or key.pod_uid != paths.uid_part(self.uid):
                 continue
             out.setdefault(key.container, []).append(Observed(
                 index=key.restart_count, container_id=cid, state=getattr(st, "state", "unknown"),
@@ -239,7 +239,7 @@ class PodWorker:
         init_failed = False
         for c in spec.get("initContainers") or []:
             sidecar = c.get("restartPolicy") == "Always"
-            view, done, failed, delay = await self.step(c, observed.get(c["name"], []), sidecar=sidecar,
+            view, done, failed, delay = await self.step(c, observed.get(paths.name_part(c["name"]), []), sidecar=sidecar,
                                                         init=not sidecar, sandbox=sandbox)
             init_views.append(view)
             delays.append(delay)
@@ -252,19 +252,19 @@ class PodWorker:
         shown = {v.name for v in init_views}
         for c in spec.get("initContainers") or []:
             if c["name"] not in shown:
-                init_views.append(self._placeholder(c, observed.get(c["name"], []), "PodInitializing",
+                init_views.append(self._placeholder(c, observed.get(paths.name_part(c["name"]), []), "PodInitializing",
                                                     sidecar=c.get("restartPolicy") == "Always"))
 
         views: list[status.ContainerView] = []
         if initialized and not init_failed:
             for c in spec["containers"]:
-                view, _, _, delay = await self.step(c, observed.get(c["name"], []), sidecar=False,
+                view, _, _, delay = await self.step(c, observed.get(paths.name_part(c["name"]), []), sidecar=False,
                                                     init=False, sandbox=sandbox)
                 views.append(view)
                 delays.append(delay)
         else:
             for c in spec["containers"]:
-                views.append(self._placeholder(c, observed.get(c["name"], []), "PodInitializing"))
+                views.append(self._placeholder(c, observed.get(paths.name_part(c["name"]), []), "PodInitializing"))
 
         phase = status.pod_phase(spec.get("restartPolicy", "Always"), init_views, views,
                                  initialized=initialized, init_failed=init_failed)
@@ -543,7 +543,7 @@ class PodWorker:
     async def _stop_sidecars(self, observed: dict[str, list[Observed]], grace: float) -> None:
         sidecars = [c for c in self.pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"]
         for c in reversed(sidecars):
-            insts = observed.get(c["name"]) or []
+            insts = observed.get(paths.name_part(c["name"])) or []
             if insts and insts[0].state == "running":
                 await self._kill(c, insts[0].container_id, grace, f"Stopping container {c['name']}")
 
@@ -557,7 +557,7 @@ class PodWorker:
         sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
 
         def running(c: Obj) -> str | None:
-            insts = observed.get(c["name"]) or []
+            insts = observed.get(paths.name_part(c["name"])) or []
             return insts[0].container_id if insts and insts[0].state == "running" else None
 
         await asyncio.gather(*(
@@ -630,7 +630,7 @@ class PodWorker:
         spec = self.pod["spec"]
         views = []
         for c in list(spec.get("initContainers") or []) + list(spec["containers"]):
-            v = self._placeholder(c, observed.get(c["name"], []), reason)
+            v = self._placeholder(c, observed.get(paths.name_part(c["name"]), []), reason)
             v.waiting_message = message
             views.append(v)
         await self.write_status(views, phase="Pending", initialized=False,
@@ -640,7 +640,7 @@ class PodWorker:
         spec = self.pod["spec"]
         views = []
         for c in list(spec.get("initContainers") or []) + list(spec["containers"]):
-            insts = observed.get(c["name"], [])
+            insts = observed.get(paths.name_part(c["name"]), [])
             v = self._base_view(c, insts, c.get("restartPolicy") == "Always")
             if insts and insts[0].state == "exited":
                 v.terminated = insts[0].terminated()

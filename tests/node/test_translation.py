@@ -32,8 +32,12 @@ def test_intent_fields_limits_mounts_labels(tmp_path):
 
 
 def test_container_ids_round_trip():
-    cid = paths.container_id("1234-ab", "my-app", 7)
-    assert paths.parse_container_id(cid) == ("1234-ab", "my-app", 7)
+    uid = "2fa903e3-8c8a-4eeb-87c8-aa2c49931c58"
+    cid = paths.container_id(uid, "my-app", 7)
+    assert cid == "2fa903e38c8a4eeb87c8aa2c_my-app_7"
+    assert paths.parse_container_id(cid) == ("2fa903e38c8a4eeb87c8aa2c", "my-app", 7)
+    long = paths.container_id(uid, "a" * 63, 12345)
+    assert len(long) <= 64 and paths.parse_container_id(long).container == paths.name_part("a" * 63)
     assert paths.parse_container_id("something-else") is None
 
 
