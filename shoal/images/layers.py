@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from shoal.images.content import ContentStore
 from shoal.images.paths import StorePaths
-from shoal.images.unpack import UnpackResult, unpack_layer
+from shoal.images.unpack import unpack_layer
+
+log = logging.getLogger(__name__)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -51,7 +54,10 @@ class LayerStore:
         tmp = Path(tempfile.mkdtemp(dir=self.paths.layers, prefix=".tmp-"))
         try:
             os.chmod(tmp, 0o755)
-            self.last_result: UnpackResult = unpack_layer(blob, tmp, diff_id)
+            result = unpack_layer(blob, tmp, diff_id)
+            if result.skipped_devices:
+                log.info("layer %s: skipped %d device nodes (%s...)", diff_id,
+                         len(result.skipped_devices), result.skipped_devices[0])
             _syncfs(tmp)
             try:
                 os.rename(tmp, final)

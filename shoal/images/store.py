@@ -149,8 +149,11 @@ class ImageStore:
                      expected_digest: str | None = None) -> Image:
         """Store a single-platform manifest whose config and layers are already stored,
         and point `refs` at it (no refs: an untagged entry reachable by digest)."""
-        doc = json.loads(manifest)
-        if mediatypes.manifest_kind(doc) != "manifest":
+        try:
+            doc = json.loads(manifest)
+        except ValueError as exc:
+            raise ManifestError(f"manifest: not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or mediatypes.manifest_kind(doc) != "manifest":
             raise ManifestError("add_manifest: expected an image manifest, got an index")
         for desc in [doc.get("config", {})] + doc.get("layers", []):
             digest = desc.get("digest")
