@@ -237,6 +237,11 @@ async def test_nack_is_recorded_and_traffic_keeps_working(env: MeshEnv):
         assert b_after.acked == b_before.acked and b_after.last_nack is None
         # the NACKing proxy keeps its last good config: traffic still flows
         assert (await env.get("a", f"http://{env.topo.vip()}/"))["server"] == "b"
+        # and the other proxy works too, even calling its own service (the sidecar's
+        # connection to its own pod IP is captured inbound, as in Istio)
+        self_call = await env.get("b", f"http://{env.topo.vip()}/")
+        assert self_call["server"] == "b"
+        assert "URI=spiffe://cluster.local/ns/default/sa/web" in self_call["headers"]["x-forwarded-client-cert"]
     finally:
         env.control.translator = good_translate
         env.source.put(NAMESPACES, {"metadata": {"name": "default", "labels": {
