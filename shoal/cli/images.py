@@ -1,4 +1,4 @@
-"""`shoal image ...`: pull, import, export, bootstrap, ls, inspect, tag, rm, prune.
+"""`shoal image ...`: pull, push, import, export, bootstrap, ls, inspect, tag, rm, prune.
 
 Daemonless, like podman: the commands open the image store under the state dir
 directly (`ImageStore` is safe for concurrent processes). Errors of the image layer are
@@ -33,6 +33,15 @@ def _errors(fn):
     return wrapper
 
 
+def _credentials(creds: str | None) -> tuple[str, str] | None:
+    if not creds:
+        return None
+    user, sep, password = creds.partition(":")
+    if not sep or not user:
+        raise click.UsageError("--creds: expected USER:PASSWORD")
+    return user, password
+
+
 def _human(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -64,9 +73,7 @@ def pull(ctx: click.Context, ref: str, insecure: bool, tls_verify: bool, creds: 
     from shoal.images.registry import pull as pull_image
 
     store = _store(ctx)
-    credentials = tuple(creds.split(":", 1)) if creds else None
-    if credentials is not None and len(credentials) != 2:
-        raise click.UsageError("--creds: expected USER:PASSWORD")
+    credentials = _credentials(creds)
     seen: set[str] = set()
 
     def progress(digest: str, done: int, total: int) -> None:
@@ -75,8 +82,28 @@ def pull(ctx: click.Context, ref: str, insecure: bool, tls_verify: bool, creds: 
             click.echo(f"fetched {digest[:19]} {_human(total)}", err=True)
 
     img = asyncio.run(pull_image(store, ref, insecure=insecure, progress=progress,
-                                 credentials=credentials))  # type: ignore[arg-type]
+                                 credentials=credentials))
     click.echo(img.digest)
+
+
+@image.command()
+@click.argument("src")
+@click.argument("dest")
+@click.option("--insecure", is_flag=True, help="Skip TLS verification and allow plain HTTP.")
+@click.option("--tls-verify", type=bool, default=True, show_default=True,
+              help="Like podman: --tls-verify=false is the same as --insecure.")
+@click.option("--creds", metavar="USER:PASSWORD", envvar="SHOAL_REGISTRY_CREDS",
+              help="Registry credentials (env SHOAL_REGISTRY_CREDS).")
+@click.pass_context
+@_errors
+def push(ctx: click.Context, src: str, dest: str, insecure: bool, tls_verify: bool,
+         creds: str | None) -> None:
+    """Push stored image SRC to registry reference DEST."""
+    from shoal.images.registry import push as push_image
+
+    digest = asyncio.run(push_image(_store(ctx), src, dest, insecure=insecure or not tls_verify,
+                                    credentials=_credentials(creds)))
+    click.echo(digest)
 
 
 @image.command(name="import")

@@ -1,6 +1,7 @@
-"""Pulling images with the OCI distribution-spec API (Docker Registry HTTP API v2).
+"""Pulling and pushing images with the OCI distribution-spec API (Docker Registry v2).
 
     image = await pull(store, "127.0.0.1:5000/app:v1", insecure=True)
+    digest = await push(store, "localhost/app:v1", "127.0.0.1:5000/app:v1", insecure=True)
 
 Flow: GET /v2/ (ping, learns the auth challenge) -> GET manifests/<tag|digest> with
 every OCI and Docker v2 media type accepted -> an index picks the host platform ->
@@ -11,6 +12,9 @@ Auth: on 401 the `WWW-Authenticate` challenge is followed. `Bearer` asks the rea
 (token server) for a token for `repository:<name>:pull` (sending Basic credentials if
 given) and retries; `Basic` sends the credentials. Tokens are cached per scope for the
 client's life. Credentials never appear in errors or logs.
+
+Push: for each blob the registry lacks (HEAD), a monolithic upload (POST, then PUT
+with ?digest=, the file streamed from the content store); then PUT of the manifest.
 
 Integrity: manifests are hashed and compared with the digest in the reference or the
 `Docker-Content-Digest` header; blobs are written through `ContentStore.writer`, which
@@ -31,6 +35,7 @@ import asyncio
 import base64
 import json
 import urllib.request
+from pathlib import Path
 from typing import Callable
 
 import httpx
@@ -157,12 +162,18 @@ class RegistryClient:
             raise RegistryAuthError(f"token server {realm}: response has no token") from None
 
     async def _send(self, method: str, path: str, scope: str, headers: dict | None = None,
-                    stream: bool = False) -> httpx.Response:
+                    stream: bool = False, body: bytes | Path | None = None) -> httpx.Response:
+        """One request, re-authenticated once on 401. `path` may be an absolute URL (an
+        upload Location); a Path body is streamed from disk and re-read on a retry."""
         if self._base is None:
             await self._ping()
+        url = path if path.startswith(("http://", "https://")) else f"{self._base}{path}"
         for attempt in range(2):
-            req = self._client.build_request(method, f"{self._base}{path}",
-                                             headers={**(headers or {}), **await self._authorize(scope)})
+            extra = {**(headers or {}), **await self._authorize(scope)}
+            content = _file_chunks(body) if isinstance(body, Path) else body
+            if isinstance(body, Path):
+                extra["Content-Length"] = str(body.stat().st_size)
+            req = self._client.build_request(method, url, headers=extra, content=content)
             try:
                 resp = await self._client.send(req, stream=stream)
             except httpx.TransportError as exc:
@@ -193,6 +204,32 @@ class RegistryClient:
             raise DigestMismatch(f"manifest {self.registry}/{repository}:{reference}: hashes to {digest}, expected {expected}")
         media_type = resp.headers.get("content-type", "").split(";")[0].strip()
         return body, media_type, digest
+
+    async def upload_blob(self, repository: str, digest: str, path: Path) -> bool:
+        """Monolithic upload of the file `path` as `digest`; False if already there."""
+        scope = f"repository:{repository}:pull,push"
+        head = await self._send("HEAD", f"/v2/{repository}/blobs/{digest}", scope)
+        if head.status_code == 200:
+            return False
+        start = await self._send("POST", f"/v2/{repository}/blobs/uploads/", scope)
+        if start.status_code != 202 or "location" not in start.headers:
+            raise _registry_error(start, f"push {self.registry}/{repository}: starting the upload of {digest}")
+        location = httpx.URL(self._base or "").join(start.headers["location"])
+        location = location.copy_merge_params({"digest": digest})  # keeps the upload _state
+        done = await self._send("PUT", str(location), scope, body=path,
+                                headers={"Content-Type": "application/octet-stream"})
+        if done.status_code != 201:
+            raise _registry_error(done, f"push {self.registry}/{repository}: uploading {digest}")
+        return True
+
+    async def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest by tag; returns the digest the registry reports."""
+        scope = f"repository:{repository}:pull,push"
+        resp = await self._send("PUT", f"/v2/{repository}/manifests/{tag}", scope, body=body,
+                                headers={"Content-Type": media_type})
+        if resp.status_code != 201:
+            raise _registry_error(resp, f"push {self.registry}/{repository}:{tag}: manifest")
+        return resp.headers.get("docker-content-digest") or sha256_digest(body)
 
     async def fetch_blob(self, store, repository: str, desc: dict, progress: Progress | None = None) -> str:
         """Stream one blob into the content store (verified); no-op if already stored."""
@@ -262,6 +299,33 @@ async def pull(store, ref: Reference | str, *, insecure: bool = False, progress:
         except BaseExceptionGroup as eg:
             raise eg.exceptions[0] from None
         return await asyncio.to_thread(store.add_manifest, body, [ref], digest)
+
+
+async def _file_chunks(path: Path):
+    with open(path, "rb") as f:
+        while block := await asyncio.to_thread(f.read, FLUSH_BYTES):
+            yield block
+
+
+async def push(store, src: Reference | str, dest: Reference | str, *, insecure: bool = False,
+               credentials: tuple[str, str] | None = None, progress: Progress | None = None,
+               transport: httpx.AsyncBaseTransport | None = None) -> str:
+    """Push the stored image `src` to `dest` (blobs the registry lacks, then the manifest
+    by tag); return the manifest digest the registry reports."""
+    image = await asyncio.to_thread(store.resolve, src)
+    dest = dest if isinstance(dest, Reference) else Reference.parse(dest)
+    async with RegistryClient(dest.registry, insecure=insecure, credentials=credentials,
+                              transport=transport) as client:
+        for desc in [image.manifest["config"], *image.layer_descriptors]:
+            await client.upload_blob(dest.repository, desc["digest"], store.blob_path(desc["digest"]))
+            if progress:
+                progress(desc["digest"], desc.get("size", 0), desc.get("size", 0))
+        body = await asyncio.to_thread(store.content.read_bytes, image.digest)
+        media_type = image.manifest.get("mediaType") or mediatypes.OCI_MANIFEST
+        pushed = await client.put_manifest(dest.repository, dest.tag or "latest", body, media_type)
+        if pushed != image.digest:
+            raise DigestMismatch(f"push {dest}: registry stored manifest {pushed}, expected {image.digest}")
+        return pushed
 
 
 def _json(body: bytes, what: str) -> dict:

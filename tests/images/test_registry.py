@@ -1,6 +1,8 @@
 """Pulling from a real docker-registry on 127.0.0.1, seeded by skopeo."""
 
+import json
 import os
+import subprocess
 
 import pytest
 
@@ -110,3 +112,23 @@ def test_cli_pull_with_tls_verify_false(tmp_path, plain_registry, busybox, monke
     assert code == 0 and out.strip() == busybox.digest
     code, out = shoal_image(tmp_path / "state", "ls")
     assert ref in out
+    code, out = shoal_image(tmp_path / "state", "push", "--insecure", ref, f"{plain_registry.host}/copy/bb:x")
+    assert code == 0 and out.strip() == busybox.digest
+
+
+async def test_push_then_skopeo_and_pull_read_it(tmp_path, token_registry, store, busybox):
+    from shoal.images.registry import push
+
+    reg, _ = token_registry
+    dest = f"{reg.host}/shoal/pushed:v2"
+    with pytest.raises(RegistryAuthError):
+        await push(store, "busybox", dest, insecure=True)
+    digest = await push(store, "busybox", dest, insecure=True, credentials=(USER, PASSWORD))
+    assert digest == busybox.digest
+    proc = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--creds", f"{USER}:{PASSWORD}",
+                           f"docker://{dest}"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Digest"] == busybox.digest
+    fresh = ImageStore(tmp_path / "fresh")
+    img = await pull(fresh, dest, insecure=True, credentials=(USER, PASSWORD))
+    assert img.diff_ids == busybox.diff_ids
