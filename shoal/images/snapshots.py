@@ -142,9 +142,16 @@ class Snapshots:
             used.update(meta.get("diff_ids", []))
         return used
 
-    def cleanup_all(self) -> None:
-        """Unmount and delete every snapshot of this store (used by `shoal down`)."""
+    def cleanup_all(self, delete: bool = True) -> None:
+        """Unmount every snapshot of this store (used by `shoal down`); with
+        delete=False the upper dirs are kept, so `prepare` of the same key and image
+        later remounts the container's files."""
         for key in self.list():
-            self.remove(key)
+            if delete:
+                self.remove(key)
+            else:
+                with self._locked(key):
+                    for point in sorted(mounts.mounts_under(self.paths.snapshot(key)), key=len, reverse=True):
+                        mounts.unmount(Path(point))
         for point in sorted(mounts.mounts_under(self.paths.snapshots), key=len, reverse=True):
             mounts.unmount(Path(point))

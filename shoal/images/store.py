@@ -44,8 +44,8 @@ class Image:
     """Config digest (what `docker images` shows as IMAGE ID)."""
     references: tuple[str, ...]
     """Canonical references that point at this manifest (may be empty)."""
-    manifest: dict
-    raw_config: dict
+    manifest: dict = dataclasses.field(compare=False, hash=False, repr=False)
+    raw_config: dict = dataclasses.field(compare=False, hash=False, repr=False)
     """The whole OCI image config JSON (architecture, os, rootfs, history, config)."""
 
     @property

@@ -99,3 +99,16 @@ def test_concurrent_prepares_share_one_unpack(store, busybox):
     assert all((r / "bin/busybox").is_file() for r in roots)
     assert store.layer_store.diff_ids() == busybox.diff_ids
     assert [e for e in os.listdir(store.paths.layers) if e.startswith(".tmp-")] == []
+
+
+def test_unmount_all_keeps_container_files_for_a_remount(store, busybox):
+    root = store.snapshots.prepare("keep", busybox)
+    (root / "data").write_text("survives a restart")
+    store.snapshots.cleanup_all(delete=False)
+    assert not mounts.is_mounted(root)
+    assert store.snapshots.prepare("keep", busybox) == root
+    assert (root / "data").read_text() == "survives a restart"
+    other = image_from_layers(store, [layer_tar([tar_entry("a", data=b"a")])])
+    store.snapshots.cleanup_all(delete=False)
+    with pytest.raises(SnapshotError, match="exists for image"):
+        store.snapshots.prepare("keep", other)
