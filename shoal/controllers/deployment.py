@@ -217,11 +217,11 @@ class DeploymentController:
                     and rollout.templates_equal(current["spec"]["template"], d["spec"]["template"])):
                 self.manager.informers[REPLICASETS].observe(current)
                 return current
-            # A hash collision: count it so the next hash differs, as Kubernetes does.
-            status = copy.deepcopy(self.deployments.get(*_key(d)).get("status") or {})
-            status["collisionCount"] = collisions + 1
-            await self.writer.update_status(DEPLOYMENTS, {**engine.clone(
-                self.deployments.get(*_key(d))), "status": status})
+            # A hash collision: count it so the next hash differs, as Kubernetes does;
+            # the engine retries with the new count.
+            live = await self.manager.client.get(DEPLOYMENTS, *_key(d))
+            live.setdefault("status", {})["collisionCount"] = collisions + 1
+            await self.writer.update_status(DEPLOYMENTS, live)
             raise
         if replicas > 0:
             await self.recorder.normal(d, "ScalingReplicaSet",

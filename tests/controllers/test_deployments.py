@@ -355,3 +355,27 @@ async def _set_image(client, image, name="web"):
     """What `shoal set image` does: a strategic merge patch of the container image."""
     await client.patch("deployments.apps", "default", name, {"spec": {"template": {"spec": {
         "containers": [{"name": "app", "image": image}]}}}}, "strategic")
+
+
+async def test_hash_collision_bumps_collision_count(cluster):
+    client, manager, kubelet = cluster
+    await client.create("deployments.apps", deployment(replicas=1, paused=True))
+    d = await _deployment(client)
+    taken = f"web-{rollout.template_hash(d['spec']['template'])}"
+    squatter = deployment("other", replicas=0)["spec"]
+    await client.create("replicasets.apps", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": taken, "namespace": "default"},
+        "spec": {"replicas": 0, "selector": squatter["selector"],
+                 "template": squatter["template"]}})
+    await client.patch("deployments.apps", "default", "web", {"spec": {"paused": False}})
+
+    async def created_elsewhere():
+        d = await _deployment(client)
+        rss, _ = await client.list("replicasets.apps", "default", label_selector="app=web")
+        return d if rss and (d.get("status") or {}).get("collisionCount") == 1 else None
+
+    d = await eventually(created_elsewhere)
+    rss, _ = await client.list("replicasets.apps", "default", label_selector="app=web")
+    assert [r["metadata"]["name"] for r in rss] == [
+        f"web-{rollout.template_hash(d['spec']['template'], 1)}"]
