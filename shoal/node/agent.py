@@ -2,8 +2,8 @@
 
 One `PodWorker` per pod (shoal.node.worker) does the per-pod work; the agent owns what
 they share: the runtime, image store/puller, pod network, event recorder, the
-CrashLoopBackOff table, and a short-lived cache of the runtime's container list (so fifty
-workers re-reading the runtime cost one listing).
+CrashLoopBackOff table, and an index of the pod containers (uid -> container ids), so a
+worker asks the runtime about its own containers only.
 
 Watches: pods with `spec.nodeName=<node>` (ADDED/MODIFIED feed the worker, DELETED of a
 pod still running means a forced delete: its worker tears everything down); ConfigMaps,
@@ -34,7 +34,7 @@ from shoal.node import intent, paths
 from shoal.node.backoff import Backoff, BackoffPolicy
 from shoal.node.errors import ContainerCreateError
 from shoal.node.pulling import ImagePuller
-from shoal.node.worker import PodWorker, clean_runtime_error
+from shoal.node.worker import PodWorker, clean_runtime_error, field_path
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -53,7 +53,6 @@ class NodeAgent:
         backoff: BackoffPolicy = BackoffPolicy(),
         resync_seconds: float = 10.0,
         probe_time_scale: float = 1.0,
-        list_cache_seconds: float = 0.5,
         make_intent: Callable[[dict], Any] = intent.to_intent,
     ) -> None:
         """runtime: shoal.runtime.Runtime; images: shoal.images.ImageStore; network:
@@ -75,16 +74,15 @@ class NodeAgent:
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._tasks: list[asyncio.Task] = []
         self._bg: set[asyncio.Task] = set()
-        self._list_cache: tuple[float, list[Any]] | None = None
-        self._list_lock = asyncio.Lock()
-        self._list_cache_seconds = list_cache_seconds
-        self._generation = 0
         self.ready = asyncio.Event()
         self.make_intent = make_intent
+        self._known: dict[str, set[str]] = {}  # uid part -> container ids
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        for st in await self.runtime.list():
+            self._index(getattr(st, "id", ""), add=True)
         pods, revision = await self.client.list("pods", None, field_selector=self._selector())
         await self._remove_orphans({p["metadata"]["uid"] for p in pods})
         for pod in pods:
@@ -119,12 +117,12 @@ class NodeAgent:
         return f"spec.nodeName={self.settings.node_name}"
 
     async def _remove_orphans(self, live_uids: set[str]) -> None:
-        for st in await self.list_containers(fresh=True):
-            cid = getattr(st, "id", None) or getattr(st, "container_id", "")
-            key = paths.parse_container_id(cid)
-            if key is not None and key.pod_uid not in {paths.uid_part(u) for u in live_uids}:
-                log.info("removing container %s of a pod that no longer exists", cid)
-                await self.remove_container(cid, stop=True)
+        live = {paths.uid_part(u) for u in live_uids}
+        for uid_part, ids in list(self._known.items()):
+            if uid_part not in live:
+                for cid in sorted(ids):
+                    log.info("removing container %s of a pod that no longer exists", cid)
+                    await self.remove_container(cid, stop=True)
         live_dirs = set()
         if self.settings.pods_dir.is_dir():
             for entry in self.settings.pods_dir.iterdir():
@@ -201,24 +199,36 @@ class NodeAgent:
 
     # -- services for workers ----------------------------------------------------------
 
-    def invalidate(self) -> None:
-        self._list_cache = None
-        self._generation += 1
+    def _index(self, cid: str, *, add: bool) -> None:
+        key = paths.parse_container_id(cid)
+        if key is None:
+            return
+        ids = self._known.setdefault(key.pod_uid, set())
+        if add:
+            ids.add(cid)
+        else:
+            ids.discard(cid)
+            if not ids:
+                self._known.pop(key.pod_uid, None)
 
-    async def list_containers(self, *, fresh: bool = False) -> list[Any]:
-        async with self._list_lock:
-            now = time.monotonic()
-            if not fresh and self._list_cache is not None and now - self._list_cache[0] < self._list_cache_seconds:
-                return self._list_cache[1]
-            items = await self.runtime.list()
-            self._list_cache = (time.monotonic(), items)
-            return items
+    async def containers_of(self, pod_uid: str) -> list[Any]:
+        """Runtime status of every container of one pod. The agent is the only creator of
+        pod containers, so an index (filled from one `list()` at start, then kept by
+        create/remove) names them; only those are asked, not the whole runtime."""
+        out = []
+        for cid in sorted(self._known.get(paths.uid_part(pod_uid), ())):
+            try:
+                out.append(await self.runtime.status(cid))
+            except Exception:  # noqa: BLE001 - removed behind our back
+                self._index(cid, add=False)
+        return out
 
     async def create_and_start(self, pod: Obj, c: Obj, cid: str, img: Any, env: dict, mounts: list,
                                sandbox: Any, index: int, log_path: Any) -> None:
         """Snapshot + create + start one container instance; ContainerCreateError on failure."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        fp = f"spec.containers{{{c['name']}}}"
+        self._index(cid, add=True)
+        fp = field_path(pod, c)
         try:
             rootfs = await asyncio.to_thread(self.images.snapshots.prepare, cid, img)
             fields = intent.intent_fields(pod, c, container_id=cid, rootfs=rootfs, env=env, mounts=mounts,
@@ -228,16 +238,12 @@ class NodeAgent:
         except Exception as exc:  # noqa: BLE001 - translated at this boundary
             await self.remove_container(cid)
             raise ContainerCreateError(clean_runtime_error(str(exc))) from exc
-        finally:
-            self.invalidate()
         self.emit(pod, "Normal", "Created", f"Created container {c['name']}", fp)
         try:
             await self.runtime.start(cid)
         except Exception as exc:  # noqa: BLE001
             await self.remove_container(cid)
             raise ContainerCreateError(clean_runtime_error(str(exc))) from exc
-        finally:
-            self.invalidate()
         self.emit(pod, "Normal", "Started", f"Started container {c['name']}", fp)
 
     async def stop_container(self, cid: str, grace: float) -> None:
@@ -245,7 +251,6 @@ class NodeAgent:
             await self.runtime.stop(cid, grace)
         except Exception:  # noqa: BLE001 - already gone
             log.debug("stop %s", cid, exc_info=True)
-        self.invalidate()
 
     async def remove_container(self, cid: str, *, stop: bool = False) -> None:
         if stop:
@@ -254,11 +259,11 @@ class NodeAgent:
             await self.runtime.delete(cid, force=True)
         except Exception:  # noqa: BLE001 - idempotent
             log.debug("delete %s", cid, exc_info=True)
+        self._index(cid, add=False)
         try:
             await asyncio.to_thread(self.images.snapshots.remove, cid)
         except Exception:  # noqa: BLE001
             log.debug("snapshot remove %s", cid, exc_info=True)
-        self.invalidate()
 
     async def get_object(self, resource: str, namespace: str, name: str) -> Obj | None:
         try:

@@ -181,7 +181,7 @@ class PodWorker:
     async def observe(self) -> dict[str, list[Observed]]:
         """Runtime containers of this pod by container name, newest instance first."""
         out: dict[str, list[Observed]] = {}
-        for st in await self.agent.list_containers():
+        for st in await self.agent.containers_of(self.uid):
             cid = getattr(st, "id", None) or getattr(st, "container_id", "")
             key = paths.parse_container_id(cid)
             if key is None or key.pod_uid != paths.uid_part(self.uid):
@@ -400,7 +400,7 @@ class PodWorker:
             now = time.time()
             gate = self.agent.backoff.remaining(create_key, finished_at=now, ran_for=0, now=now)
             view.waiting_reason, view.waiting_message = exc.reason, str(exc)
-            self.agent.emit(self.pod, "Warning", "Failed", f"Error: {exc}", _field_path(self.pod, c))
+            self.agent.emit(self.pod, "Warning", "Failed", f"Error: {exc}", field_path(self.pod, c))
             return view, False, False, max(gate, self.agent.backoff.policy.base)
         self.agent.backoff.forget(pull_key)
         self.agent.backoff.forget(create_key)
@@ -421,12 +421,12 @@ class PodWorker:
         image = c.get("image", "")
         if self._pull_failures.get(key, 0) == 0:
             view.waiting_reason, view.waiting_message = "ErrImagePull", str(exc)
-            self.agent.emit(self.pod, "Warning", "Failed", str(exc), _field_path(self.pod, c))
-            self.agent.emit(self.pod, "Warning", "Failed", "Error: ErrImagePull", _field_path(self.pod, c))
+            self.agent.emit(self.pod, "Warning", "Failed", str(exc), field_path(self.pod, c))
+            self.agent.emit(self.pod, "Warning", "Failed", "Error: ErrImagePull", field_path(self.pod, c))
         else:
             view.waiting_reason = "ImagePullBackOff"
             view.waiting_message = f'Back-off pulling image "{image}": {exc}'
-            self.agent.emit(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', _field_path(self.pod, c))
+            self.agent.emit(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', field_path(self.pod, c))
         self._pull_failures[key] = self._pull_failures.get(key, 0) + 1
         return view, False, False, max(gate, self.agent.backoff.policy.base)
 
@@ -436,14 +436,14 @@ class PodWorker:
             return
         self._noted = {k for k in self._noted if k[0] != key}
         self._noted.add((key, instance))
-        self.agent.emit(self.pod, type_, reason, message, _field_path(self.pod, c))
+        self.agent.emit(self.pod, type_, reason, message, field_path(self.pod, c))
 
     async def _ensure_image(self, c: Obj, pull_key: str) -> Any:
         image = c.get("image", "")
         policy = c.get("imagePullPolicy") or "IfNotPresent"
         started = time.monotonic()
         img, pulled = await self.agent.puller.ensure(image, policy)
-        fp = _field_path(self.pod, c)
+        fp = field_path(self.pod, c)
         if pulled:
             self.agent.emit(self.pod, "Normal", "Pulled",
                             f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s', fp)
@@ -476,16 +476,16 @@ class PodWorker:
                             loop.start()
                 else:
                     self.agent.emit(self.pod, "Warning", "Unhealthy", f"Startup probe failed: {message}",
-                                    _field_path(self.pod, c))
+                                    field_path(self.pod, c))
                     inst.kill_reason = f"Container {name} failed startup probe, will be restarted"
             elif kind == "readiness":
                 inst.ready = ok
                 if not ok:
                     self.agent.emit(self.pod, "Warning", "Unhealthy", f"Readiness probe failed: {message}",
-                                    _field_path(self.pod, c))
+                                    field_path(self.pod, c))
             elif kind == "liveness" and not ok:
                 self.agent.emit(self.pod, "Warning", "Unhealthy", f"Liveness probe failed: {message}",
-                                _field_path(self.pod, c))
+                                field_path(self.pod, c))
                 inst.kill_reason = f"Container {name} failed liveness probe, will be restarted"
             self.wake.set()
 
@@ -505,7 +505,6 @@ class PodWorker:
                 raise
             except Exception:  # noqa: BLE001 - the periodic resync notices exits too
                 return
-            self.agent.invalidate()
             self.wake.set()
 
         inst.waiter = asyncio.create_task(wait_exit(), name=f"wait-{cid}")
@@ -514,7 +513,7 @@ class PodWorker:
     # -- stopping --------------------------------------------------------------------------
 
     async def _kill(self, c: Obj, cid: str, grace: float, message: str) -> None:
-        self.agent.emit(self.pod, "Normal", "Killing", message, _field_path(self.pod, c))
+        self.agent.emit(self.pod, "Normal", "Killing", message, field_path(self.pod, c))
         inst = self.instances.pop(c["name"], None)
         if inst is not None:
             inst.cancel()
@@ -538,7 +537,7 @@ class PodWorker:
             return
         if not result.success:
             self.agent.emit(self.pod, "Warning", "FailedPreStopHook",
-                            f"PreStopHook failed: {result.message}", _field_path(self.pod, c))
+                            f"PreStopHook failed: {result.message}", field_path(self.pod, c))
 
     async def _stop_sidecars(self, observed: dict[str, list[Observed]], grace: float) -> None:
         sidecars = [c for c in self.pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"]
@@ -694,7 +693,7 @@ def _hostname(pod: Obj) -> str:
     return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63].rstrip("-.") or "pod"
 
 
-def _field_path(pod: Obj, c: Obj) -> str:
+def field_path(pod: Obj, c: Obj) -> str:
     for key in ("initContainers", "containers"):
         if any(x.get("name") == c["name"] for x in pod["spec"].get(key) or []):
             return f"spec.{key}{{{c['name']}}}"
