@@ -216,6 +216,49 @@ def rollout_restart(ctx: click.Context, target: tuple[str, ...], namespace: str)
     click.echo(f"{display}/{name} restarted")
 
 
+async def pod_usage(client: Any, runtime: Any, namespace: str | None, name: str | None = None,
+                    interval: float = 0.5) -> list[tuple[str, str, str, float, int]]:
+    """(namespace, pod, container, CPU millicores, memory bytes) of every running container
+    of the pods listed: two `runtime.stats` samples `interval` seconds apart."""
+    from shoal.node import paths
+
+    pods, _ = await client.list("pods", namespace)
+    if name:
+        pods = [p for p in pods if p["metadata"]["name"] == name]
+        if not pods:
+            raise click.ClickException(f'pods "{name}" not found')
+    targets = []
+    for p in pods:
+        st = p.get("status") or {}
+        for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
+            if "running" in (cs.get("state") or {}):
+                cid = paths.container_id(p["metadata"]["uid"], cs["name"], int(cs.get("restartCount") or 0))
+                targets.append((p["metadata"]["namespace"], p["metadata"]["name"], cs["name"], cid))
+
+    async def sample() -> dict[str, dict]:
+        out = {}
+        for *_, cid in targets:
+            try:
+                out[cid] = await runtime.stats(cid)
+            except Exception:  # noqa: BLE001 - the container ended between list and stats
+                continue
+        return out
+
+    first = await sample()
+    t0 = time.monotonic()
+    await asyncio.sleep(interval)
+    second = await sample()
+    elapsed = time.monotonic() - t0
+    rows = []
+    for ns_, pod, cname, cid in targets:
+        if cid not in first or cid not in second:
+            continue
+        cpu_ns = (second[cid].get("cpu_usage_ns") or 0) - (first[cid].get("cpu_usage_ns") or 0)
+        millicores = max(0.0, cpu_ns / 1e9 / elapsed * 1000)
+        rows.append((ns_, pod, cname, millicores, int(second[cid].get("memory_bytes") or 0)))
+    return rows
+
+
 @click.group()
 def top() -> None:
     """Resource use of pods (cgroup CPU and memory)."""
@@ -231,48 +274,13 @@ def top() -> None:
 def top_pods(ctx: click.Context, name: str | None, namespace: str, all_namespaces: bool, containers: bool,
              interval: float) -> None:
     """CPU (millicores) and memory of running pods: `shoal top pods`."""
-    from shoal.node import build_runtime, paths
+    from shoal.node import build_runtime
 
     settings = settings_from(ctx)
     runtime = build_runtime(settings)
 
     async def run(client: Any) -> list[tuple[str, str, str, float, int]]:
-        ns = None if all_namespaces else namespace
-        pods, _ = await client.list("pods", ns)
-        if name:
-            pods = [p for p in pods if p["metadata"]["name"] == name]
-            if not pods:
-                raise click.ClickException(f'pods "{name}" not found')
-        targets = []
-        for p in pods:
-            st = p.get("status") or {}
-            for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
-                if "running" in (cs.get("state") or {}):
-                    cid = paths.container_id(p["metadata"]["uid"], cs["name"], int(cs.get("restartCount") or 0))
-                    targets.append((p["metadata"]["namespace"], p["metadata"]["name"], cs["name"], cid))
-
-        async def sample() -> dict[str, dict]:
-            out = {}
-            for *_, cid in targets:
-                try:
-                    out[cid] = await runtime.stats(cid)
-                except Exception:  # noqa: BLE001 - the container ended between list and stats
-                    continue
-            return out
-
-        first = await sample()
-        t0 = time.monotonic()
-        await asyncio.sleep(interval)
-        second = await sample()
-        elapsed = time.monotonic() - t0
-        rows = []
-        for ns_, pod, cname, cid in targets:
-            if cid not in first or cid not in second:
-                continue
-            cpu_ns = second[cid].get("cpu_usage_ns", 0) - first[cid].get("cpu_usage_ns", 0)
-            millicores = max(0.0, cpu_ns / 1e9 / elapsed * 1000)
-            rows.append((ns_, pod, cname, millicores, int(second[cid].get("memory_bytes", 0))))
-        return rows
+        return await pod_usage(client, runtime, None if all_namespaces else namespace, name, interval)
 
     rows = _run(ctx, run)
     if not rows:

@@ -13,7 +13,7 @@ reference at a time (a lock per reference), so ten replicas of one image pull on
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from shoal.images import ImageError, ImageNotFound, ImageStore, Reference
 from shoal.node.errors import ImagePullError
@@ -35,8 +35,10 @@ class ImagePuller:
         self.store = store
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def ensure(self, image: str, policy: str) -> tuple[Any, bool]:
-        """(Image, pulled now?) or raises ImagePullError with the kubelet's wording."""
+    async def ensure(self, image: str, policy: str,
+                     on_pull: Callable[[], None] | None = None) -> tuple[Any, bool]:
+        """(Image, pulled now?) or raises ImagePullError with the kubelet's wording.
+        `on_pull` is called just before a registry pull starts (the `Pulling` event)."""
         try:
             ref = Reference.parse(image)
         except ImageError as exc:
@@ -58,6 +60,8 @@ class ImagePuller:
                     f"use `shoal image import|bootstrap|pull`)")
             from shoal.images import registry
 
+            if on_pull is not None:
+                on_pull()
             try:
                 img = await registry.pull(self.store, ref, insecure=_insecure(image))
             except ImageError as exc:

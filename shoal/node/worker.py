@@ -442,8 +442,9 @@ class PodWorker:
         image = c.get("image", "")
         policy = c.get("imagePullPolicy") or "IfNotPresent"
         started = time.monotonic()
-        img, pulled = await self.agent.puller.ensure(image, policy)
         fp = field_path(self.pod, c)
+        img, pulled = await self.agent.puller.ensure(
+            image, policy, lambda: self.agent.emit(self.pod, "Normal", "Pulling", f'Pulling image "{image}"', fp))
         if pulled:
             self.agent.emit(self.pod, "Normal", "Pulled",
                             f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s', fp)

@@ -305,3 +305,54 @@ async def test_deployment_of_three_becomes_ready(node):
         await eventually(gone, timeout=30, what="deployment's pods removed")
     finally:
         await manager.stop()
+
+
+async def test_init_containers_in_order_with_secret_and_memory_volumes(node):
+    await node.client.create("secrets", {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                         "metadata": {"name": "creds", "namespace": "default"},
+                                         "stringData": {"token": "t0k3n"}})
+    init = [{"name": f"step{i}", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+             "command": ["sh", "-c", f"echo step{i} >> /cache/order"],
+             "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]} for i in (1, 2)]
+    check = ("grep -q ' /cache tmpfs ' /proc/mounts && test \"$(cat /cache/order | tr '\\n' ' ')\" = 'step1 step2 ' "
+             "&& test \"$(cat /secret/token)\" = t0k3n && test \"$TOKEN\" = t0k3n && test \"$MY_NAME\" = ordered")
+    pod = busybox_pod("ordered", ["sh", "-c", check], restartPolicy="Never",
+                      volumes=[{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+                               {"name": "s", "secret": {"secretName": "creds", "defaultMode": 0o400}}],
+                      container={"volumeMounts": [{"name": "cache", "mountPath": "/cache"},
+                                                  {"name": "s", "mountPath": "/secret", "readOnly": True}],
+                                 "env": [{"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                                 "envFrom": [{"secretRef": {"name": "creds"}, "prefix": ""}]})
+    pod["spec"]["containers"][0]["env"].append(
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}})
+    pod["spec"]["initContainers"] = init
+    await node.create_pod(pod)
+    got = await node.wait_pod("ordered", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"))
+    assert got["status"]["phase"] == "Succeeded", got["status"]
+    assert [s["state"]["terminated"]["reason"] for s in got["status"]["initContainerStatuses"]] == \
+        ["Completed", "Completed"]
+    root = paths.pod_dir_of(node.settings, got)
+    await node.client.delete("pods", "default", "ordered")
+    await node.wait_gone("ordered")
+
+    async def unmounted() -> bool:
+        return str(root) not in open("/proc/mounts").read()
+
+    await eventually(unmounted, what="memory emptyDir unmounted")
+
+
+async def test_top_pods_reports_cgroup_usage(node):
+    from shoal.cli import workloads
+
+    await node.create_pod(busybox_pod("busy", ["sh", "-c", "head -c 20m /dev/zero > /dev/shm/x 2>/dev/null || "
+                                                         "head -c 20m /dev/zero > /tmp/x; while :; do :; done"]))
+    await node.wait_pod("busy", lambda p: container_status(p).get("state", {}).get("running"))
+    await asyncio.sleep(0.5)
+    rows = await workloads.pod_usage(node.client, node.runtime, "default", "busy", interval=0.5)
+    assert len(rows) == 1
+    _, pod, container, cpu, memory = rows[0]
+    assert (pod, container) == ("busy", "main")
+    assert cpu > 100  # a busy loop uses a good part of a core
+    assert memory > 1024 * 1024
+    await node.client.delete("pods", "default", "busy")
+    await node.wait_gone("busy")
