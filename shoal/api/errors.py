@@ -12,6 +12,7 @@ equal to 0`).
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from shoal.errors import ShoalError
@@ -33,7 +34,7 @@ class FieldError:
     def __str__(self) -> str:
         text = f"{self.path}: {self.type}"
         if self.has_value:
-            text += f": {self.value!r}" if isinstance(self.value, str) else f": {self.value}"
+            text += f": {_render_value(self.value)}"
         if self.detail:
             text += f": {self.detail}"
         return text
@@ -42,6 +43,22 @@ class FieldError:
     def reason(self) -> str:
         """The Kubernetes StatusCause reason (FieldValueRequired, ...)."""
         return _CAUSE_REASONS.get(self.type, "FieldValueInvalid")
+
+
+def _render_value(value: Any) -> str:
+    """Values as Kubernetes prints them: strings JSON-quoted (Invalid value: "three"),
+    objects and lists as compact JSON (also when a validator passed them pre-encoded)."""
+    if isinstance(value, str):
+        if value[:1] in ("{", "["):
+            try:
+                json.loads(value)
+                return value
+            except ValueError:
+                pass
+        return json.dumps(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
 
 
 _CAUSE_REASONS = {

@@ -131,7 +131,7 @@ def test_registered_kind_behaves_like_a_builtin(restore_registry):
     text = str(exc.value)
     assert 'VirtualRoute "reviews" is invalid' in text
     assert "spec.http[0].nmae: Unknown field" in text
-    assert "spec.http[0].weight: Invalid value: 'x': expected integer" in text
+    assert "spec.http[0].weight: Invalid value: \"x\": expected integer" in text
     assert "spec.hosts: Required value" in text
     assert exc.value.details["group"] == "networking.example.io"
 
@@ -160,7 +160,7 @@ def test_registered_kind_with_a_crd_openapi_schema(restore_registry):
     with pytest.raises(errors.Invalid) as exc:
         validation.validate(bad)
     text = str(exc.value)
-    assert "spec.mtls.mode: Unsupported value: 'STRICTER'" in text
+    assert "spec.mtls.mode: Unsupported value: \"STRICTER\"" in text
     assert "spec.selektor: Unknown field" in text
 
 
@@ -173,7 +173,7 @@ def test_registered_kind_without_schema_checks_metadata_only(restore_registry):
     validation.validate(obj)
     with pytest.raises(errors.Invalid) as exc:
         validation.validate({**obj, "metadata": {"name": "Bad_Name"}})
-    assert "metadata.name: Invalid value: 'Bad_Name'" in str(exc.value)
+    assert "metadata.name: Invalid value: \"Bad_Name\"" in str(exc.value)
 
 
 def test_register_refuses_a_plural_taken_by_another_kind(restore_registry):

@@ -116,7 +116,7 @@ def test_service_without_selector_selects_no_pods():
 
 @pytest.mark.parametrize("spec,words", [
     ({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]},
-     "selector.matchExpressions[0].operator: Unsupported value: 'Equals'"),
+     "selector.matchExpressions[0].operator: Unsupported value: \"Equals\""),
     ({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]},
      "selector.matchExpressions[0].values: Invalid value: []: for 'in', 'notin' operators"),
     ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},

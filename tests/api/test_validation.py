@@ -334,27 +334,27 @@ def test_unknown_fields_are_rejected_with_their_full_path(mutate, path):
 
 
 @pytest.mark.parametrize("mutate,expected", [
-    (lambda d: d["spec"].update(replicas="three"), "spec.replicas: Invalid value: 'three': expected integer"),
+    (lambda d: d["spec"].update(replicas="three"), "spec.replicas: Invalid value: \"three\": expected integer"),
     (lambda d: d["spec"].update(replicas=2.5), "spec.replicas: Invalid value: 2.5: expected integer"),
     (lambda d: d["spec"].update(replicas=True), "spec.replicas: Invalid value: True: expected integer"),
-    (lambda d: d["spec"].update(paused="yes"), "spec.paused: Invalid value: 'yes': expected boolean"),
+    (lambda d: d["spec"].update(paused="yes"), "spec.paused: Invalid value: \"yes\": expected boolean"),
     (lambda d: d["spec"]["template"]["spec"].update(containers={"name": "x"}),
-     "spec.template.spec.containers: Invalid value: 'object': expected array"),
+     "spec.template.spec.containers: Invalid value: \"object\": expected array"),
     (lambda d: d["metadata"].update(labels={"version": 1.0}),
      "metadata.labels[version]: Invalid value: 1.0: expected string"),
     (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(args="--x"),
-     "spec.template.spec.containers[0].args: Invalid value: '--x': expected array"),
+     "spec.template.spec.containers[0].args: Invalid value: \"--x\": expected array"),
     (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
         resources={"limits": {"memory": "64Mx"}}),
-     "spec.template.spec.containers[0].resources.limits[memory]: Invalid value: '64Mx': quantities must match"),
+     "spec.template.spec.containers[0].resources.limits[memory]: Invalid value: \"64Mx\": quantities must match"),
     (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
         resources={"limits": {"memory": ["64Mi"]}}),
-     "resources.limits[memory]: Invalid value: 'array': expected quantity"),
+     "resources.limits[memory]: Invalid value: \"array\": expected quantity"),
     (lambda d: d["spec"]["strategy"].update(rollingUpdate={"maxSurge": [1]}) if "strategy" in d["spec"]
      else d["spec"].update(strategy={"rollingUpdate": {"maxSurge": {}}}),
-     "spec.strategy.rollingUpdate.maxSurge: Invalid value: 'object': expected integer or string"),
+     "spec.strategy.rollingUpdate.maxSurge: Invalid value: \"object\": expected integer or string"),
     (lambda d: d["metadata"].update(creationTimestamp="yesterday"),
-     "metadata.creationTimestamp: Invalid value: 'yesterday': expected date-time string"),
+     "metadata.creationTimestamp: Invalid value: \"yesterday\": expected date-time string"),
 ])
 def test_type_mismatches_name_the_path_and_the_expected_type(mutate, expected):
     d = deployment()
@@ -386,7 +386,7 @@ def test_status_is_checked_structurally():
     found = problems(p)
     assert "status.phase: Invalid value: 5: expected string" in found
     assert "status.podIp: Unknown field: field not declared in schema" in found
-    assert any(f.startswith("status.containerStatuses[0].restartCount: Invalid value: '0'") for f in found)
+    assert any(f.startswith("status.containerStatuses[0].restartCount: Invalid value: \"0\"") for f in found)
 
 
 def test_secret_values_never_appear_in_errors():
@@ -436,7 +436,7 @@ def test_namespace_rules():
     del p["metadata"]["namespace"]
     assert_problem(p, "metadata.namespace: Required value", default=False)
     p["metadata"]["namespace"] = "Shop"
-    assert_problem(p, "metadata.namespace: Invalid value: 'Shop'", default=False)
+    assert_problem(p, "metadata.namespace: Invalid value: \"Shop\"", default=False)
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "namespace": "b"}}
     assert_problem(ns, "metadata.namespace: Forbidden: not allowed on this type", default=False)
 
@@ -447,11 +447,11 @@ def test_labels_and_annotations():
                                "version": "1.0-beta_2"}
     p["metadata"]["annotations"] = {"Example.COM/Anything": "any value at all", "-bad": "x"}
     found = problems(p)
-    assert any(f.startswith("metadata.labels: Invalid value: '" + "x" * 64 + "': must be no more "
+    assert any(f.startswith("metadata.labels: Invalid value: \"" + "x" * 64 + "\": must be no more "
                             "than 63 characters") for f in found)
-    assert any(f.startswith("metadata.labels: Invalid value: 'bad key!': name part must consist")
+    assert any(f.startswith("metadata.labels: Invalid value: \"bad key!\": name part must consist")
                for f in found)
-    assert any(f.startswith("metadata.annotations: Invalid value: '-bad'") for f in found)
+    assert any(f.startswith("metadata.annotations: Invalid value: \"-bad\"") for f in found)
     assert len(found) == 3
 
 
@@ -469,18 +469,18 @@ def test_owner_references_need_identity_and_one_controller():
 
 @pytest.mark.parametrize("make,expected", [
     (lambda: pod(**{"containers": []}), "spec.containers: Required value"),
-    (lambda: pod(container(), container()), "spec.containers[1].name: Duplicate value: 'app'"),
-    (lambda: pod(container(name="App_1")), "spec.containers[0].name: Invalid value: 'App_1'"),
+    (lambda: pod(container(), container()), "spec.containers[1].name: Duplicate value: \"app\""),
+    (lambda: pod(container(name="App_1")), "spec.containers[0].name: Invalid value: \"App_1\""),
     (lambda: pod(container(name="")), "spec.containers[0].name: Required value"),
     (lambda: pod(container(image="")), "spec.containers[0].image: Required value"),
     (lambda: pod(container(ports=[{"containerPort": 70000}])),
      "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"),
     (lambda: pod(container(ports=[{"containerPort": 80, "protocol": "HTTP"}])),
-     "spec.containers[0].ports[0].protocol: Unsupported value: 'HTTP': supported values: \"TCP\", \"UDP\", \"SCTP\""),
+     "spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"TCP\", \"UDP\", \"SCTP\""),
     (lambda: pod(container(ports=[{"containerPort": 80, "name": "http"}, {"containerPort": 81, "name": "http"}])),
-     "spec.containers[0].ports[1].name: Duplicate value: 'http'"),
+     "spec.containers[0].ports[1].name: Duplicate value: \"http\""),
     (lambda: pod(restartPolicy="Sometimes"),
-     "spec.restartPolicy: Unsupported value: 'Sometimes': supported values: \"Always\", \"OnFailure\", \"Never\""),
+     "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""),
     (lambda: pod(dnsPolicy="None"), "spec.dnsConfig.nameservers: Required value"),
     (lambda: pod(container(livenessProbe={"periodSeconds": 5})),
      "spec.containers[0].livenessProbe: Required value: must specify a handler type"),
@@ -491,32 +491,32 @@ def test_owner_references_need_identity_and_one_controller():
     (lambda: pod(container(livenessProbe={"tcpSocket": {"port": 80}, "successThreshold": 2})),
      "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"),
     (lambda: pod(container(readinessProbe={"httpGet": {"port": "8080"}})),
-     "spec.containers[0].readinessProbe.httpGet.port: Invalid value: '8080': must contain at least one letter (a-z)"),
+     "spec.containers[0].readinessProbe.httpGet.port: Invalid value: \"8080\": must contain at least one letter (a-z)"),
     (lambda: pod(container(readinessProbe={"exec": {}})),
      "spec.containers[0].readinessProbe.exec.command: Required value"),
     (lambda: pod(volumes=[{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]),
-     "spec.volumes[1].name: Duplicate value: 'v'"),
+     "spec.volumes[1].name: Duplicate value: \"v\""),
     (lambda: pod(volumes=[{"name": "v", "emptyDir": {}, "configMap": {"name": "c"}}]),
      "spec.volumes[0].configMap: Forbidden: may not specify more than 1 volume type"),
     (lambda: pod(volumes=[{"name": "s", "secret": {}}]), "spec.volumes[0].secret.secretName: Required value"),
     (lambda: pod(container(volumeMounts=[{"name": "data", "mountPath": "/data"}])),
-     "spec.containers[0].volumeMounts[0].name: Not found: 'data'"),
+     "spec.containers[0].volumeMounts[0].name: Not found: \"data\""),
     (lambda: pod(container(volumeMounts=[{"name": "v", "mountPath": "/d"}, {"name": "v", "mountPath": "/d"}]),
                  volumes=[{"name": "v"}]),
-     "spec.containers[0].volumeMounts[1].mountPath: Invalid value: '/d': must be unique"),
+     "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/d\": must be unique"),
     (lambda: pod(container(env=[{"name": "1BAD", "value": "x"}])),
-     "spec.containers[0].env[0].name: Invalid value: '1BAD': a valid environment variable name"),
+     "spec.containers[0].env[0].name: Invalid value: \"1BAD\": a valid environment variable name"),
     (lambda: pod(container(env=[{"name": "A", "value": "x",
                                  "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])),
-     "spec.containers[0].env[0].valueFrom: Invalid value: '': may not be specified when `value` is not empty"),
+     "spec.containers[0].env[0].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty"),
     (lambda: pod(container(env=[{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s"}}}])),
      "spec.containers[0].env[0].valueFrom.secretKeyRef.key: Required value"),
     (lambda: pod(container(resources={"limits": {"cpu": "500m"}, "requests": {"cpu": "1"}})),
-     "spec.containers[0].resources.requests[cpu]: Invalid value: '1': must be less than or equal to cpu limit of 500m"),
+     "spec.containers[0].resources.requests[cpu]: Invalid value: \"1\": must be less than or equal to cpu limit of 500m"),
     (lambda: pod(container(resources={"requests": {"memory": "-1Mi"}})),
-     "spec.containers[0].resources.requests[memory]: Invalid value: '-1Mi': must be greater than or equal to 0"),
+     "spec.containers[0].resources.requests[memory]: Invalid value: \"-1Mi\": must be greater than or equal to 0"),
     (lambda: pod(container(resources={"limits": {"gpu": "1"}})),
-     "spec.containers[0].resources.limits[gpu]: Invalid value: 'gpu': must be a standard resource type or fully qualified"),
+     "spec.containers[0].resources.limits[gpu]: Invalid value: \"gpu\": must be a standard resource type or fully qualified"),
     (lambda: pod(container(securityContext={"runAsUser": -1})),
      "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive"),
     (lambda: pod(securityContext={"runAsUser": -5}),
@@ -525,10 +525,10 @@ def test_owner_references_need_identity_and_one_controller():
      "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"),
     (lambda: pod(container(restartPolicy="Always")),
      "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"),
-    (lambda: pod(initContainers=[container()]), "spec.containers[0].name: Duplicate value: 'app'"),
+    (lambda: pod(initContainers=[container()]), "spec.containers[0].name: Duplicate value: \"app\""),
     (lambda: pod(container(imagePullPolicy="Sometimes")), "spec.containers[0].imagePullPolicy: Unsupported value"),
     (lambda: pod(tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]),
-     "spec.tolerations[0].operator: Invalid value: 'v': value must be empty when `operator` is 'Exists'"),
+     "spec.tolerations[0].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'"),
     (lambda: pod(activeDeadlineSeconds=0),
      "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"),
 ])
@@ -541,28 +541,28 @@ def test_pod_rules(make, expected):
 @pytest.mark.parametrize("make,expected", [
     (lambda: deployment(image=""), "spec.template.spec.containers[0].image: Required value"),
     (lambda: deployment({"selector": None}), "spec.selector: Required value"),
-    (lambda: deployment({"selector": {}}), "spec.selector: Invalid value: '{}': empty selector is invalid for deployment"),
+    (lambda: deployment({"selector": {}}), "spec.selector: Invalid value: {}: empty selector is invalid for deployment"),
     (lambda: deployment({"selector": {"matchLabels": {"app": "api"}}}),
-     "spec.template.metadata.labels: Invalid value: '{\"app\":\"web\"}': `selector` does not match template `labels`"),
+     "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"),
     (lambda: deployment({"selector": {"matchLabels": {"app": "web"},
                                       "matchExpressions": [{"key": "tier", "operator": "Exists"}]}}),
      "`selector` does not match template `labels`"),
     (lambda: deployment({"replicas": -1}), "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
     (lambda: deployment({"strategy": {"type": "BlueGreen"}}),
-     "spec.strategy.type: Unsupported value: 'BlueGreen': supported values: \"Recreate\", \"RollingUpdate\""),
+     "spec.strategy.type: Unsupported value: \"BlueGreen\": supported values: \"Recreate\", \"RollingUpdate\""),
     (lambda: deployment({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}}),
-     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: '0%': may not be 0 when `maxSurge` is 0"),
+     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0"),
     (lambda: deployment({"strategy": {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}}),
      "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"),
     (lambda: deployment({"strategy": {"rollingUpdate": {"maxSurge": "25"}}}),
-     "spec.strategy.rollingUpdate.maxSurge: Invalid value: '25': a valid percent string must be a numeric string followed by an ending '%'"),
+     "spec.strategy.rollingUpdate.maxSurge: Invalid value: \"25\": a valid percent string must be a numeric string followed by an ending '%'"),
     (lambda: deployment({"strategy": {"rollingUpdate": {"maxUnavailable": "150%"}}}),
-     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: '150%': must not be greater than 100%"),
+     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%"),
     (lambda: deployment({"minReadySeconds": 700}),
      "spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds"),
     (lambda: deployment({"revisionHistoryLimit": -2}), "spec.revisionHistoryLimit: Invalid value: -2"),
     (lambda: deployment({"selector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["a"]}]}}),
-     "spec.selector.matchExpressions[0].operator: Unsupported value: 'Near'"),
+     "spec.selector.matchExpressions[0].operator: Unsupported value: \"Near\""),
 ])
 def test_deployment_rules(make, expected):
     assert_problem(make(), expected)
@@ -571,15 +571,15 @@ def test_deployment_rules(make, expected):
 def test_template_restart_policy_must_be_always():
     d = deployment()
     d["spec"]["template"]["spec"]["restartPolicy"] = "Never"
-    assert_problem(d, "spec.template.spec.restartPolicy: Unsupported value: 'Never': supported values: \"Always\"")
+    assert_problem(d, "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"")
     d["kind"] = "ReplicaSet"
-    assert_problem(d, "spec.template.spec.restartPolicy: Unsupported value: 'Never'")
+    assert_problem(d, "spec.template.spec.restartPolicy: Unsupported value: \"Never\"")
 
 
 def test_template_labels_are_validated():
     d = deployment()
     d["spec"]["template"]["metadata"]["labels"]["bad"] = "no spaces"
-    assert_problem(d, "spec.template.metadata.labels: Invalid value: 'no spaces'")
+    assert_problem(d, "spec.template.metadata.labels: Invalid value: \"no spaces\"")
 
 
 # -- services, endpoints ----------------------------------------------------------------------
@@ -590,26 +590,26 @@ def test_template_labels_are_validated():
     (lambda: service({"port": 65536}), "spec.ports[0].port: Invalid value: 65536: must be between 1 and 65535, inclusive"),
     (lambda: service({"port": 80}, {"port": 81}), "spec.ports[0].name: Required value"),
     (lambda: service({"name": "http", "port": 80}, {"name": "http", "port": 81}),
-     "spec.ports[1].name: Duplicate value: 'http'"),
+     "spec.ports[1].name: Duplicate value: \"http\""),
     (lambda: service({"name": "a", "port": 80}, {"name": "b", "port": 80}),
-     "spec.ports[1]: Duplicate value: '{\"port\": 80, \"protocol\": \"TCP\"}'"),
+     "spec.ports[1]: Duplicate value: {\"port\": 80, \"protocol\": \"TCP\"}"),
     (lambda: service({"port": 80, "targetPort": "8080"}),
-     "spec.ports[0].targetPort: Invalid value: '8080': must contain at least one letter (a-z)"),
+     "spec.ports[0].targetPort: Invalid value: \"8080\": must contain at least one letter (a-z)"),
     (lambda: service({"port": 80, "targetPort": 70000}),
      "spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive"),
-    (lambda: service({"port": 80, "protocol": "ICMP"}), "spec.ports[0].protocol: Unsupported value: 'ICMP'"),
+    (lambda: service({"port": 80, "protocol": "ICMP"}), "spec.ports[0].protocol: Unsupported value: \"ICMP\""),
     (lambda: service({"port": 80}, type="Balanced"),
-     "spec.type: Unsupported value: 'Balanced': supported values: \"ClusterIP\", \"NodePort\", \"LoadBalancer\", \"ExternalName\""),
+     "spec.type: Unsupported value: \"Balanced\": supported values: \"ClusterIP\", \"NodePort\", \"LoadBalancer\", \"ExternalName\""),
     (lambda: service({"port": 80, "nodePort": 30001}),
      "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
-    (lambda: service({"port": 80}, clusterIP="10.43.0.300"), "spec.clusterIP: Invalid value: '10.43.0.300'"),
+    (lambda: service({"port": 80}, clusterIP="10.43.0.300"), "spec.clusterIP: Invalid value: \"10.43.0.300\""),
     (lambda: service(type="ExternalName"), "spec.externalName: Required value"),
     (lambda: service({"port": 80}, type="NodePort", clusterIP="None"),
-     "spec.clusterIP: Invalid value: 'None': may not be set to 'None' for NodePort services"),
+     "spec.clusterIP: Invalid value: \"None\": may not be set to 'None' for NodePort services"),
     (lambda: service({"port": 80}, sessionAffinity="ClientIP",
                      sessionAffinityConfig={"clientIP": {"timeoutSeconds": 90000}}),
      "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 90000"),
-    (lambda: service({"port": 80}, selector={"app": "a b"}), "spec.selector: Invalid value: 'a b'"),
+    (lambda: service({"port": 80}, selector={"app": "a b"}), "spec.selector: Invalid value: \"a b\""),
 ])
 def test_service_rules(make, expected):
     assert_problem(make(), expected)
@@ -647,9 +647,9 @@ def test_config_keys():
           "data": {"ok.key_1-A": "v", "bad/key": "v", "..": "v", "dup": "v"},
           "binaryData": {"dup": "AA=="}}
     found = problems(cm)
-    assert any(f.startswith("data[bad/key]: Invalid value: 'bad/key': a valid config key") for f in found)
-    assert "data[..]: Invalid value: '..': must not be '..'" in found
-    assert any(f.startswith("binaryData[dup]: Invalid value: 'dup'") for f in found)
+    assert any(f.startswith("data[bad/key]: Invalid value: \"bad/key\": a valid config key") for f in found)
+    assert "data[..]: Invalid value: \"..\": must not be '..'" in found
+    assert any(f.startswith("binaryData[dup]: Invalid value: \"dup\"") for f in found)
     assert len(found) == 3
 
 
@@ -677,19 +677,19 @@ def test_typed_secrets_need_their_keys(kind, data, expected):
 def test_secret_keys_from_string_data_are_checked():
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
               "stringData": {"bad key": "v"}}
-    assert_problem(secret, "stringData[bad key]: Invalid value: 'bad key'", default=False)
-    assert_problem(secret, "data[bad key]: Invalid value: 'bad key'")
+    assert_problem(secret, "stringData[bad key]: Invalid value: \"bad key\"", default=False)
+    assert_problem(secret, "data[bad key]: Invalid value: \"bad key\"")
 
 
 @pytest.mark.parametrize("spec,expected", [
     ({"resources": {"requests": {"storage": "1Gi"}}}, "spec.accessModes: Required value: at least 1 access mode is required"),
     ({"accessModes": ["ReadWriteSometimes"], "resources": {"requests": {"storage": "1Gi"}}},
-     "spec.accessModes[0]: Unsupported value: 'ReadWriteSometimes'"),
+     "spec.accessModes[0]: Unsupported value: \"ReadWriteSometimes\""),
     ({"accessModes": ["ReadWriteOnce"]}, "spec.resources.requests[storage]: Required value"),
     ({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "0"}}},
-     "spec.resources.requests[storage]: Invalid value: '0': must be greater than zero"),
+     "spec.resources.requests[storage]: Invalid value: \"0\": must be greater than zero"),
     ({"accessModes": ["ReadWriteOnce"], "volumeMode": "Raw", "resources": {"requests": {"storage": "1"}}},
-     "spec.volumeMode: Unsupported value: 'Raw'"),
+     "spec.volumeMode: Unsupported value: \"Raw\""),
 ])
 def test_pvc_rules(spec, expected):
     pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "d"}, "spec": spec}
@@ -703,8 +703,8 @@ def test_event_rules():
     ev["type"] = "Info"
     found = problems(ev)
     assert "involvedObject.name: Required value" in found
-    assert "involvedObject.namespace: Invalid value: 'other': does not match event.namespace" in found
-    assert any(f.startswith("type: Unsupported value: 'Info'") for f in found)
+    assert "involvedObject.namespace: Invalid value: \"other\": does not match event.namespace" in found
+    assert any(f.startswith("type: Unsupported value: \"Info\"") for f in found)
 
 
 # -- updates: immutable fields ----------------------------------------------------------------
@@ -714,8 +714,8 @@ def test_name_and_namespace_are_immutable():
     new = copy.deepcopy(old)
     new["metadata"].update(name="web2", namespace="other")
     found = problems(new, old)
-    assert "metadata.name: Invalid value: 'web2': field is immutable" in found
-    assert "metadata.namespace: Invalid value: 'other': field is immutable" in found
+    assert "metadata.name: Invalid value: \"web2\": field is immutable" in found
+    assert "metadata.namespace: Invalid value: \"other\": field is immutable" in found
 
 
 def test_deployment_selector_is_immutable_but_the_rest_is_not():
@@ -726,7 +726,7 @@ def test_deployment_selector_is_immutable_but_the_rest_is_not():
     assert problems(new, old) == []
     new["spec"]["selector"] = {"matchLabels": {"app": "web", "v": "2"}}
     new["spec"]["template"]["metadata"]["labels"]["v"] = "2"
-    assert_problem(new, 'spec.selector: Invalid value: \'{"matchLabels":{"app":"web","v":"2"}}\': field is immutable', old)
+    assert_problem(new, 'spec.selector: Invalid value: {"matchLabels":{"app":"web","v":"2"}}: field is immutable', old)
 
 
 def test_replicaset_selector_is_immutable():
@@ -742,7 +742,7 @@ def test_service_cluster_ip_is_immutable_once_set():
     old = service({"port": 80}, clusterIP="10.43.0.10")
     new = copy.deepcopy(old)
     new["spec"]["clusterIP"] = "10.43.0.11"
-    assert "spec.clusterIP: Invalid value: '10.43.0.11': field is immutable" in problems(new, old)
+    assert "spec.clusterIP: Invalid value: \"10.43.0.11\": field is immutable" in problems(new, old)
     new["spec"]["clusterIP"] = "10.43.0.10"
     new["spec"]["ports"][0]["port"] = 8080
     assert problems(new, old) == []
@@ -808,7 +808,7 @@ def test_immutable_configmaps_and_secrets():
     assert "immutable: Forbidden: field is immutable when `immutable` is set" in problems(new, old)
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {}}
     changed = {**secret, "type": "kubernetes.io/basic-auth", "data": {"username": "YQ=="}}
-    assert "type: Invalid value: 'kubernetes.io/basic-auth': field is immutable" in problems(changed, secret)
+    assert "type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable" in problems(changed, secret)
 
 
 # -- robustness and speed ---------------------------------------------------------------------

