@@ -1,3 +1,374 @@
-"""CLI commands: containers (not built yet)."""
+"""`shoal run / ps / stop / rm / logs / exec`: containers without a daemon, like podman.
 
-COMMANDS: list = []
+The commands drive `shoal.runtime.Runtime` directly over the state dir's containers
+root, so they see (and may stop) every container there, including the node agent's.
+Images come from `shoal.images.ImageStore`; each `run` gets its own overlay snapshot,
+keyed by the container id and removed with the container.
+
+Names: `logs` and `exec` find their target through `RESOLVERS`, tried in order; the
+built-in one matches a container id, a --name, or a unique id prefix. Another layer
+(the node agent's pod lookup) plugs in with `register_resolver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import os
+import re
+import signal
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import click
+
+from shoal.cli.context import settings_from
+from shoal.runtime import (
+    ContainerIntent, ContainerNotFound, ContainerStatus, Resources, Runtime, RuntimeFailure,
+)
+from shoal.runtime import logs as runtime_logs
+
+LABEL_IMAGE = "io.shoal.image"
+LABEL_SNAPSHOT = "io.shoal.snapshot"
+CGROUP_PARENT_ENV = "SHOAL_CGROUP_PARENT"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `logs`/`exec` act on: a container (if it still exists) and its log file."""
+
+    container_id: str | None
+    log_path: Path
+
+
+Resolver = Callable[[click.Context, Runtime, str], Awaitable["Target | None"]]
+
+
+async def resolve_local_container(ctx: click.Context, rt: Runtime, name: str) -> Target | None:
+    """A container under the runtime root by id, --name, or unique id prefix."""
+    statuses = await rt.list()
+    for match in (lambda s: s.id == name, lambda s: s.name == name):
+        found = [s for s in statuses if match(s)]
+        if len(found) == 1:
+            return Target(found[0].id, rt.log_path(found[0].id))
+    prefixed = [s for s in statuses if s.id.startswith(name)]
+    if len(prefixed) > 1:
+        raise click.ClickException(f"{name!r} matches {len(prefixed)} containers; give more of the id")
+    if prefixed:
+        return Target(prefixed[0].id, rt.log_path(prefixed[0].id))
+    return None
+
+
+RESOLVERS: list[Resolver] = [resolve_local_container]
+
+
+def register_resolver(resolver: Resolver, *, first: bool = False) -> None:
+    """Add a lookup (e.g. pods); `first` lets it win over plain container names."""
+    if first:
+        RESOLVERS.insert(0, resolver)
+    else:
+        RESOLVERS.append(resolver)
+
+
+async def resolve(ctx: click.Context, rt: Runtime, name: str) -> Target:
+    for resolver in RESOLVERS:
+        target = await resolver(ctx, rt, name)
+        if target is not None:
+            return target
+    raise click.ClickException(f"no such container: {name}")
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    settings = settings_from(ctx)
+    return Runtime(settings.containers_dir, cgroup_parent=os.environ.get(CGROUP_PARENT_ENV, "shoal"))
+
+
+def _errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeFailure as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgKMG]i?)?[bB]?$")
+
+
+def parse_size(text: str) -> int:
+    """64m, 1g, 512k, 100Mi, or bytes."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise click.BadParameter(f"expected a size like 64m or 1g, got {text!r}")
+    unit = (m.group(2) or "").lower().rstrip("i")
+    return int(float(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
+
+
+def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """A duration (10s, 5m, 2h) back from now, or an RFC3339 time."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    m = re.match(r"^(\d+(?:\.\d+)?)(s|m|h)$", text)
+    if m:
+        seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+        return now - dt.timedelta(seconds=seconds)
+    try:
+        return runtime_logs.parse_time(text)
+    except ValueError:
+        raise click.BadParameter(f"expected a duration like 10m or an RFC3339 time, got {text!r}") from None
+
+
+def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
+    if when is None:
+        return "?"
+    seconds = int((now - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def describe_status(st: ContainerStatus, now: dt.datetime) -> str:
+    if st.state == "running":
+        return f"Up {_ago(st.started_at, now)}"
+    if st.state == "exited":
+        extra = " (OOMKilled)" if st.oom_killed else ""
+        return f"Exited ({st.exit_code}){extra} {_ago(st.finished_at, now)} ago"
+    return st.state.capitalize()
+
+
+async def _print_logs(rt: Runtime, target: Target, *, follow: bool, tail: int | None,
+                      since: dt.datetime | None, timestamps: bool) -> None:
+    async def running() -> bool:
+        if target.container_id is None:
+            return False
+        try:
+            return (await rt.status(target.container_id)).state in ("running", "created")
+        except ContainerNotFound:
+            return False
+
+    async for line in runtime_logs.stream_logs(target.log_path, follow=follow, tail=tail, since=since,
+                                               is_running=running):
+        out = sys.stdout if line.stream == "stdout" else sys.stderr
+        prefix = line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ ") if timestamps else ""
+        out.write(f"{prefix}{line.text}\n")
+        out.flush()
+
+
+def _remove_snapshot(ctx: click.Context, key: str | None) -> None:
+    if not key:
+        return
+    from shoal.images import ImageStore
+
+    ImageStore(settings_from(ctx).images_dir).snapshots.remove(key)
+
+
+async def _delete(ctx: click.Context, rt: Runtime, cid: str, force: bool) -> None:
+    st = await rt.status(cid)
+    await rt.delete(cid, force=force)
+    await asyncio.to_thread(_remove_snapshot, ctx, st.labels.get(LABEL_SNAPSHOT))
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--rm", "remove", is_flag=True, help="Delete the container (and its snapshot) when it exits.")
+@click.option("-d", "--detach", is_flag=True, help="Print the id and leave it running.")
+@click.option("--name", default=None, help="Name (also the id when it is a valid one).")
+@click.option("-e", "--env", "env", multiple=True, help="K=V, repeatable.")
+@click.option("--memory", "-m", default=None, help="Memory limit, e.g. 64m.")
+@click.option("--pids", "pids", type=int, default=None, help="Maximum number of processes.")
+@click.option("--cpus", type=float, default=None, help="CPU limit in cores, e.g. 0.5.")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
+@click.option("-u", "--user", default=None, help="uid[:gid] or name[:group].")
+@click.option("--entrypoint", default=None, help="Override the image Entrypoint.")
+@click.option("--network", default="none", show_default=True, help="none, host, or a netns path.")
+@click.option("-t", "--tty", is_flag=True, help="Give the container a terminal (its output is logged).")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@_errors
+def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: tuple[str, ...], memory: str | None,
+        pids: int | None, cpus: float | None, workdir: str | None, user: str | None, entrypoint: str | None,
+        network: str, tty: bool, image: str, command: tuple[str, ...]) -> None:
+    """Run IMAGE [COMMAND...] in a new container (COMMAND replaces the image's Cmd)."""
+    from shoal.images import ImageError, ImageStore
+
+    rt = _runtime(ctx)
+    cid = name if name and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name) else uuid.uuid4().hex[:12]
+    for item in env:
+        if "=" not in item:
+            raise click.BadParameter(f"expected K=V, got {item!r}", param_hint="-e")
+    store = ImageStore(settings_from(ctx).images_dir)
+    try:
+        img = store.resolve(image)
+        rootfs = store.snapshots.prepare(cid, img)
+    except ImageError as exc:
+        raise click.ClickException(str(exc)) from None
+    intent = ContainerIntent(
+        id=cid, rootfs=rootfs, name=name or cid,
+        command=[entrypoint, *command] if entrypoint else None,
+        args=list(command) if command and not entrypoint else None,
+        env=list(env), working_dir=workdir, user=user, network=network, tty=tty,
+        resources=Resources(memory_limit_bytes=parse_size(memory) if memory else None,
+                            cpu_limit_millicores=int(cpus * 1000) if cpus else None, pids_limit=pids),
+        labels={LABEL_IMAGE: image, LABEL_SNAPSHOT: cid},
+        annotations={LABEL_IMAGE: image},
+    )
+
+    async def main() -> int:
+        try:
+            await rt.run(intent, img.config)
+        except BaseException:
+            await asyncio.to_thread(store.snapshots.remove, cid)
+            raise
+        if detach:
+            click.echo(cid)
+            return 0
+        target = Target(cid, rt.log_path(cid))
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        printer = asyncio.create_task(_print_logs(rt, target, follow=True, tail=None, since=None, timestamps=False))
+        waiter = asyncio.create_task(rt.wait(cid))
+        stopper = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            await rt.stop(cid, grace_seconds=10)
+        st = await waiter
+        await printer
+        stopper.cancel()
+        if remove:
+            await _delete(ctx, rt, cid, force=True)
+        return st.exit_code if st.exit_code is not None else 1
+
+    sys.exit(asyncio.run(main()))
+
+
+@click.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Also show exited containers.")
+@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.pass_context
+@_errors
+def ps(ctx: click.Context, show_all: bool, quiet: bool) -> None:
+    """List containers."""
+    statuses = asyncio.run(_runtime(ctx).list())
+    if not show_all:
+        statuses = [s for s in statuses if s.state in ("running", "created")]
+    if quiet:
+        for s in statuses:
+            click.echo(s.id)
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = [("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS")]
+    for s in statuses:
+        command = " ".join(s.command)
+        rows.append((s.id[:12] if len(s.id) > 40 else s.id, s.name or "", s.labels.get(LABEL_IMAGE, s.image or ""),
+                     command if len(command) <= 30 else command[:27] + "...", f"{_ago(s.created_at, now)} ago",
+                     describe_status(s, now)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+@click.command()
+@click.option("-t", "--time", "grace", type=float, default=10.0, show_default=True,
+              help="Seconds to wait after the stop signal before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+@_errors
+def stop(ctx: click.Context, grace: float, containers: tuple[str, ...]) -> None:
+    """Stop containers: their stop signal, then SIGKILL after the grace period."""
+    rt = _runtime(ctx)
+
+    async def main() -> None:
+        for name in containers:
+            target = await resolve(ctx, rt, name)
+            if target.container_id is None:
+                raise click.ClickException(f"{name}: no running container")
+            await rt.stop(target.container_id, grace)
+            click.echo(name)
+
+    asyncio.run(main())
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+@_errors
+def rm(ctx: click.Context, force: bool, containers: tuple[str, ...]) -> None:
+    """Delete containers (and the snapshots `run` made for them)."""
+    rt = _runtime(ctx)
+
+    async def main() -> None:
+        for name in containers:
+            target = await resolve(ctx, rt, name)
+            if target.container_id is None:
+                raise click.ClickException(f"{name}: no such container")
+            await _delete(ctx, rt, target.container_id, force)
+            click.echo(name)
+
+    asyncio.run(main())
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the container exits.")
+@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("--since", default=None, help="Only lines newer than a duration (10m) or an RFC3339 time.")
+@click.option("--timestamps", is_flag=True, help="Prefix each line with its time.")
+@click.argument("container")
+@click.pass_context
+@_errors
+def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, timestamps: bool,
+         container: str) -> None:
+    """Print a container's logs (stdout to stdout, stderr to stderr)."""
+    rt = _runtime(ctx)
+    since_time = parse_since(since) if since else None
+
+    async def main() -> None:
+        target = await resolve(ctx, rt, container)
+        await _print_logs(rt, target, follow=follow, tail=tail, since=since_time, timestamps=timestamps)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal (needs one on this side).")
+@click.option("-e", "--env", "env", multiple=True, help="K=V, repeatable.")
+@click.option("-u", "--user", default=None, help="uid[:gid] or name[:group].")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+@_errors
+def exec_(ctx: click.Context, interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
+          container: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in a running container; exits with its exit code."""
+    rt = _runtime(ctx)
+    target = asyncio.run(resolve(ctx, rt, container))
+    if target.container_id is None:
+        raise click.ClickException(f"{container}: not running")
+    st = asyncio.run(rt.status(target.container_id))
+    if st.state != "running":
+        raise click.ClickException(f"{container} is {st.state}, not running")
+    if tty and not sys.stdin.isatty():
+        raise click.UsageError("-t needs a terminal on stdin; drop -t to pipe")
+    code = rt.exec_interactive(target.container_id, list(command), tty=tty, stdin=interactive or tty,
+                               env=list(env) or None, user=user)
+    sys.exit(code)
+
+
+COMMANDS = [run, ps, stop, rm, logs, exec_]

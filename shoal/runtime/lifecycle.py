@@ -462,14 +462,18 @@ class Runtime:
             os.close(master)
         return code, out, b""
 
-    def exec_interactive(self, cid: str, args: Sequence[str], *, tty: bool = True,
+    def exec_interactive(self, cid: str, args: Sequence[str], *, tty: bool = True, stdin: bool = True,
                          env: Mapping[str, str] | Sequence[str] | None = None, user: str | None = None) -> int:
-        """Run `args` attached to the caller's own stdin/stdout/stderr (CLI `exec -it`); blocks."""
+        """Run `args` attached to the caller's own terminal/stdio (CLI `exec -it`); blocks; exit code.
+
+        With tty=True runc makes a pty and relays it to our stdin/stdout, which must be a terminal.
+        """
         self._meta(cid)
         proc_spec = self._exec_process(cid, args, tty=tty, env=env, user=user)
         proc_file = self._write_process_file(cid, proc_spec)
         try:
-            return subprocess.run(self.runc.argv("exec", "--process", str(proc_file), cid)).returncode
+            return subprocess.run(self.runc.argv("exec", "--process", str(proc_file), cid),
+                                  stdin=None if stdin else subprocess.DEVNULL).returncode
         finally:
             proc_file.unlink(missing_ok=True)
 
