@@ -152,3 +152,15 @@ def deployment(name: str = "web", replicas: int = 3, image: str = "web:v1", **sp
     }
     body["spec"].update(spec)
     return body
+
+
+async def patch(client: Any, resource: str, namespace: str | None, name: str, body: Any,
+                patch_type: str = "merge") -> dict:
+    """A patch as kubectl sends it; retried on Conflict, which the API server should do
+    itself for patches without a resourceVersion (reported to the API owner)."""
+    for _ in range(20):
+        try:
+            return await client.patch(resource, namespace, name, body, patch_type)
+        except api_errors.Conflict:
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"patch of {resource} {namespace}/{name} kept conflicting")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shoal.controllers import pods as podutil, rollout
-from tests.controllers.conftest import NODE, deployment, eventually
+from tests.controllers.conftest import NODE, deployment, eventually, patch
 
 
 async def test_deployment_creates_replicaset_and_pods_with_owners(cluster):
@@ -275,7 +275,7 @@ async def test_scale_down_deletes_not_ready_pods_first(cluster):
     for p in pods[2:]:
         await kubelet.run(p, ready=False)
     await eventually(lambda: _status_is(client, readyReplicas=2, replicas=4))
-    await client.patch("deployments.apps", "default", "web", {"spec": {"replicas": 2}})
+    await patch(client, "deployments.apps", "default", "web", {"spec": {"replicas": 2}})
 
     async def two_left():
         live = [p for p in await kubelet.pods(selector="app=web") if not podutil.is_deleting(p)]
@@ -296,7 +296,7 @@ async def _status_is(client, **expected):
 async def test_paused_deployment_scales_but_does_not_roll_until_resumed(cluster):
     client, manager, kubelet = cluster
     await _ready_deployment(client, kubelet, replicas=2)
-    await client.patch("deployments.apps", "default", "web", {"spec": {
+    await patch(client, "deployments.apps", "default", "web", {"spec": {
         "paused": True, "replicas": 3,
         "template": {"spec": {"containers": [{"name": "app", "image": "web:v2"}]}}}},
         "strategic")
@@ -310,7 +310,7 @@ async def test_paused_deployment_scales_but_does_not_roll_until_resumed(cluster)
     await eventually(scaled_same_template)
     rss, _ = await client.list("replicasets.apps", "default")
     assert len(rss) == 1
-    await client.patch("deployments.apps", "default", "web", {"spec": {"paused": False}})
+    await patch(client, "deployments.apps", "default", "web", {"spec": {"paused": False}})
 
     async def rolled():
         pods = [p for p in await kubelet.pods(selector="app=web") if not podutil.is_deleting(p)]
@@ -353,7 +353,7 @@ async def client_roundtrip(api):
 
 async def _set_image(client, image, name="web"):
     """What `shoal set image` does: a strategic merge patch of the container image."""
-    await client.patch("deployments.apps", "default", name, {"spec": {"template": {"spec": {
+    await patch(client, "deployments.apps", "default", name, {"spec": {"template": {"spec": {
         "containers": [{"name": "app", "image": image}]}}}}, "strategic")
 
 
@@ -368,7 +368,7 @@ async def test_hash_collision_bumps_collision_count(cluster):
         "metadata": {"name": taken, "namespace": "default"},
         "spec": {"replicas": 0, "selector": squatter["selector"],
                  "template": squatter["template"]}})
-    await client.patch("deployments.apps", "default", "web", {"spec": {"paused": False}})
+    await patch(client, "deployments.apps", "default", "web", {"spec": {"paused": False}})
 
     async def created_elsewhere():
         d = await _deployment(client)

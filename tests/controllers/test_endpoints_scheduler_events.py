@@ -7,7 +7,7 @@ import asyncio
 
 from shoal.controllers import endpoints as ep, pods as podutil
 from shoal.controllers.events import EventRecorder
-from tests.controllers.conftest import NODE, deployment, eventually
+from tests.controllers.conftest import NODE, deployment, eventually, patch
 
 
 def service(name="web", selector=None, target="http", **spec):
@@ -79,7 +79,7 @@ async def test_endpoints_follow_readiness_and_named_target_ports(cluster):
 
     # an unchanged result writes nothing
     before = (await _endpoints(client))["metadata"]["resourceVersion"]
-    await client.patch("services", "default", "web", {"metadata": {"annotations": {"x": "y"}}})
+    await patch(client, "services", "default", "web", {"metadata": {"annotations": {"x": "y"}}})
     await asyncio.sleep(0.3)
     assert (await _endpoints(client))["metadata"]["resourceVersion"] == before
 

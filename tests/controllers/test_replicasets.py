@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from shoal.controllers import pods as podutil, rollout
-from tests.controllers.conftest import deployment, eventually
+from tests.controllers.conftest import deployment, eventually, patch
 
 
 def replicaset(name="rs", replicas=2, **spec):
@@ -38,7 +38,7 @@ async def test_replicaset_adopts_matching_orphans_and_releases_relabelled_pods(c
     owned = await eventually(two_owned)
     assert "stray" in {p["metadata"]["name"] for p in owned}   # adopted, not replaced
 
-    await client.patch("pods", "default", "stray", {"metadata": {"labels": {"app": "elsewhere"}}})
+    await patch(client, "pods", "default", "stray", {"metadata": {"labels": {"app": "elsewhere"}}})
 
     async def released_and_replaced():
         p = await client.get("pods", "default", "stray")
@@ -93,7 +93,7 @@ async def test_rollout_restart_annotation_rolls_new_pods(cluster):
         return pods if len(pods) == 1 and all(podutil.is_ready(p) for p in pods) else None
 
     (first,) = await eventually(running)
-    await client.patch("deployments.apps", "default", "web", {"spec": {"template": {"metadata": {
+    await patch(client, "deployments.apps", "default", "web", {"spec": {"template": {"metadata": {
         "annotations": {rollout.RESTARTED_AT: "2026-11-22T00:00:00Z"}}}}})
 
     async def replaced():
