@@ -54,6 +54,13 @@ class BlobWriter:
         self._hash.update(data)
         self.size += len(data)
 
+    def reset(self) -> None:
+        """Forget what was written (a server ignored a Range request and restarts)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash = hashlib.sha256()
+        self.size = 0
+
     def commit(self) -> str:
         self._file.flush()
         os.fsync(self._file.fileno())

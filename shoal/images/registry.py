@@ -47,6 +47,7 @@ from shoal.images.reference import DEFAULT_REGISTRY, Reference
 
 DOCKER_HUB_API = "registry-1.docker.io"
 BLOB_CONCURRENCY = 3
+BLOB_ATTEMPTS = 3
 FLUSH_BYTES = 1 << 20
 
 Progress = Callable[[str, int, int], None]
@@ -232,38 +233,64 @@ class RegistryClient:
         return resp.headers.get("docker-content-digest") or sha256_digest(body)
 
     async def fetch_blob(self, store, repository: str, desc: dict, progress: Progress | None = None) -> str:
-        """Stream one blob into the content store (verified); no-op if already stored."""
+        """Stream one blob into the content store (verified); no-op if already stored.
+
+        A connection lost mid-body is resumed with `Range: bytes=<received>-` (up to
+        BLOB_ATTEMPTS requests); a server that answers 200 instead of 206 is read again
+        from the start. Whatever happens, only a complete blob with the right digest
+        becomes visible."""
         digest = validate_digest(desc["digest"])
         size = desc.get("size")
         if store.content.has(digest):
             return digest
         scope = f"repository:{repository}:pull"
-        resp = await self._send("GET", f"/v2/{repository}/blobs/{digest}", scope, stream=True)
-        try:
-            if resp.status_code != 200:
-                await resp.aread()
-                raise _registry_error(resp, f"blob {digest} of {self.registry}/{repository}")
-            writer = await asyncio.to_thread(store.content.writer, digest, size)
-            with writer:
-                buf, done = bytearray(), 0
+        what = f"blob {digest} of {self.registry}/{repository}"
+        writer = await asyncio.to_thread(store.content.writer, digest, size)
+        with writer:
+            done, failure = 0, ""
+            for attempt in range(BLOB_ATTEMPTS):
+                headers = {"Range": f"bytes={done}-"} if done else None
                 try:
-                    async for chunk in resp.aiter_bytes():
-                        buf += chunk
-                        done += len(chunk)
-                        if len(buf) >= FLUSH_BYTES:
-                            await asyncio.to_thread(writer.write, bytes(buf))
-                            buf.clear()
-                        if progress:
-                            progress(digest, done, size or 0)
-                except httpx.HTTPError as exc:
-                    raise RegistryError(
-                        f"blob {digest}: download interrupted after {done} of {size} bytes "
-                        f"({type(exc).__name__}); nothing was stored"
-                    ) from None
-                await asyncio.to_thread(writer.write, bytes(buf))
-                await asyncio.to_thread(writer.commit)
-        finally:
-            await resp.aclose()
+                    resp = await self._send("GET", f"/v2/{repository}/blobs/{digest}", scope,
+                                            headers=headers, stream=True)
+                except RegistryError as exc:
+                    if attempt == 0:
+                        raise
+                    failure = str(exc)
+                    break
+                try:
+                    if resp.status_code == 200 and done:
+                        await asyncio.to_thread(writer.reset)
+                        done = 0
+                    elif resp.status_code not in (200, 206) or (resp.status_code == 206 and not done):
+                        await resp.aread()
+                        raise _registry_error(resp, what)
+                    buf = bytearray()
+                    try:
+                        async for chunk in resp.aiter_bytes():
+                            buf += chunk
+                            done += len(chunk)
+                            if len(buf) >= FLUSH_BYTES:
+                                await asyncio.to_thread(writer.write, bytes(buf))
+                                buf.clear()
+                            if progress:
+                                progress(digest, done, size or 0)
+                    except httpx.HTTPError as exc:
+                        failure = type(exc).__name__
+                        continue
+                    finally:
+                        await asyncio.to_thread(writer.write, bytes(buf))
+                    failure = ""
+                    break
+                finally:
+                    await resp.aclose()
+            else:
+                failure = failure or "no complete response"
+            if failure and (size is None or done < size):
+                raise RegistryError(
+                    f"{what}: download interrupted after {done} of {size} bytes "
+                    f"({failure}, {BLOB_ATTEMPTS} attempts); nothing was stored")
+            await asyncio.to_thread(writer.commit)
         return digest
 
 

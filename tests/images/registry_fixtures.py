@@ -165,10 +165,14 @@ class CuttingProxy:
 
     mode "cut": full Content-Length is announced, half is sent, the connection closes.
     mode "short": a consistent but shorter body (Content-Length = half) is served.
+    Only the first `times` requests for the victim are damaged; Range headers are
+    forwarded and recorded in `ranges`.
     """
 
-    def __init__(self, upstream: str, victim: str, mode: str):
+    def __init__(self, upstream: str, victim: str, mode: str, times: int = 1_000_000):
         self.port = free_port()
+        self.ranges: list[str | None] = []
+        self.remaining = times
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -178,10 +182,15 @@ class CuttingProxy:
                 pass
 
             def do_GET(self):
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization")}
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("accept", "authorization", "range")}
                 resp = httpx.get(f"http://{upstream}{self.path}", headers=headers, timeout=30)
                 body = resp.content
                 cut = self.path.endswith(f"/blobs/{victim}")
+                if cut:
+                    proxy.ranges.append(self.headers.get("Range"))
+                    cut = proxy.remaining > 0
+                    proxy.remaining -= 1
                 self.send_response(resp.status_code)
                 for k, v in resp.headers.items():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
