@@ -18,8 +18,9 @@ with ?digest=, the file streamed from the content store); then PUT of the manife
 
 Integrity: manifests are hashed and compared with the digest in the reference or the
 `Docker-Content-Digest` header; blobs are written through `ContentStore.writer`, which
-checks size and digest before the blob becomes visible. An interrupted download raises
-`RegistryError` and its partial file is deleted.
+checks size and digest before the blob becomes visible. A body cut mid-way is resumed
+with a Range request (BLOB_ATTEMPTS in all); if it still cannot be completed the pull
+raises `RegistryError` and the partial file is deleted.
 
 Transport: https with verification by default. `insecure=True` (like podman's
 --tls-verify=false) skips certificate checks and falls back to plain http when the
