@@ -141,8 +141,10 @@ class Registry:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def seed(self, archive: Path, repo: str, creds: str | None = None) -> None:
+    def seed(self, archive: Path, repo: str, creds: str | None = None, fmt: str | None = None) -> None:
         argv = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+        if fmt:
+            argv += ["--format", fmt]
         if creds:
             argv += ["--dest-creds", creds]
         argv += [f"oci-archive:{archive}", f"docker://{self.host}/{repo}"]

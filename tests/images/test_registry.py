@@ -145,3 +145,19 @@ async def test_cut_download_resumes_with_a_range_request(tmp_path, plain_registr
         assert fresh.blob_path(busybox.layers[0]).read_bytes() == store.blob_path(busybox.layers[0]).read_bytes()
     finally:
         proxy.close()
+
+
+async def test_pull_docker_v2_schema2_manifest(tmp_path, plain_registry, seed_archive, busybox):
+    from shoal.images import mediatypes
+
+    plain_registry.seed(seed_archive, "shoal/busybox-v2s2:v1", fmt="v2s2")
+    fresh = ImageStore(tmp_path / "fresh")
+    img = await pull(fresh, f"{plain_registry.host}/shoal/busybox-v2s2:v1", insecure=True)
+    assert img.manifest["mediaType"] == mediatypes.DOCKER_MANIFEST
+    assert img.layer_descriptors[0]["mediaType"] == mediatypes.DOCKER_LAYER_GZIP
+    assert img.diff_ids == busybox.diff_ids and img.digest != busybox.digest
+    try:
+        root = fresh.snapshots.prepare("v2s2", img)
+        assert (root / "bin/busybox").is_file()
+    finally:
+        fresh.snapshots.cleanup_all()
