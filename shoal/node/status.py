@@ -160,7 +160,6 @@ def merge_conditions(new: list[Obj], old: Sequence[Mapping[str, Any]] | None, no
     for c in new:
         prev = previous.get(c["type"])
         c = dict(c)
-        c["lastProbeTime"] = None
         if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
             c["lastTransitionTime"] = prev["lastTransitionTime"]
         else:

@@ -134,6 +134,7 @@ class PodWorker:
         self.image_ids: dict[str, str] = {}
         self.pod_ip: str | None = None
         self.start_time: str | None = None
+        self.initialized_once = False
         self.completing = False  # sidecars being stopped because the regular containers ended
         self.terminal_phase: str | None = None
         self.done = False
@@ -237,17 +238,25 @@ class PodWorker:
         init_views: list[status.ContainerView] = []
         initialized = True
         init_failed = False
+        # Once initialized, a pod stays so (as in Kubernetes): completed init containers are
+        # not run again and a restarting sidecar does not hold the regular containers back.
+        was_initialized = self.initialized_once or _condition_true(pod, "Initialized")
         for c in spec.get("initContainers") or []:
             sidecar = c.get("restartPolicy") == "Always"
-            view, done, failed, delay = await self.step(c, observed.get(paths.name_part(c["name"]), []), sidecar=sidecar,
-                                                        init=not sidecar, sandbox=sandbox)
+            insts = observed.get(paths.name_part(c["name"]), [])
+            if was_initialized and not sidecar:
+                init_views.append(self._placeholder(c, insts, "PodInitializing"))
+                continue
+            view, done, failed, delay = await self.step(c, insts, sidecar=sidecar, init=not sidecar, sandbox=sandbox)
             init_views.append(view)
             delays.append(delay)
             if failed:
                 init_failed = True
-            if not done:
+            if not done and not was_initialized:
                 initialized = False
                 break
+        if initialized and not init_failed:
+            self.initialized_once = True
         # init containers after the blocking one are shown waiting (PodInitializing)
         shown = {v.name for v in init_views}
         for c in spec.get("initContainers") or []:
@@ -461,6 +470,13 @@ class PodWorker:
         startup, liveness, readiness = c.get("startupProbe"), c.get("livenessProbe"), c.get("readinessProbe")
         inst = Instance(container_id=cid, started=startup is None, ready=readiness is None,
                         has_readiness=readiness is not None, loops=[])
+        # Adopting a running container (daemon restart): keep the verdicts the pod status
+        # shows for this very instance, so a restart does not flap Ready.
+        st = self.pod.get("status") or {}
+        for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
+            if cs.get("name") == name and cs.get("containerID") == f"shoal://{cid}":
+                inst.started = inst.started or bool(cs.get("started"))
+                inst.ready = inst.ready or bool(cs.get("ready"))
         self.instances[name] = inst
 
         async def exec_runner(args: list[str], timeout: float) -> tuple[int, bytes, bytes]:
@@ -496,7 +512,9 @@ class PodWorker:
             loop = probes.ProbeLoop(kind, probe, host=sandbox.ip, container=c, exec_runner=exec_runner,
                                     on_change=on_change, time_scale=self.agent.probe_time_scale)
             inst.loops.append(loop)
-            if kind == "startup" or startup is None:
+            if kind == "startup" or startup is None or inst.started:
+                if kind == "startup" and inst.started:
+                    continue  # passed already: a startup probe does not run again
                 loop.start()
 
         async def wait_exit() -> None:
@@ -688,6 +706,11 @@ class PodWorker:
         if comparable == new and not (set(old) - set(new) - {"message", "reason", "nominatedNodeName"}):
             return
         await self.agent.write_pod_status(self, new)
+
+
+def _condition_true(pod: Obj, kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _hostname(pod: Obj) -> str:

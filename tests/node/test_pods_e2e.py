@@ -40,6 +40,9 @@ async def test_pod_runs_ready_with_an_ip_and_logs(node):
     assert {c["type"] for c in st["conditions"]} >= {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
     reasons = [e["reason"] for e in await node.events("web")]
     assert "Created" in reasons and "Started" in reasons
+    # a steady pod's status is not rewritten (the agent resyncs every second here)
+    await asyncio.sleep(2.5)
+    assert (await node.pod("web"))["metadata"]["resourceVersion"] == got["metadata"]["resourceVersion"]
 
     # logs: the resolver gives the CRI log file the runtime writes
     cid, log = await access.resolve_container(node.client, node.settings, "default", "web")
@@ -264,11 +267,15 @@ async def test_delete_runs_prestop_then_sigterm_and_removes_pod(node, tmp_path):
 
 
 async def test_agent_restart_adopts_running_pods(node):
-    await node.create_pod(busybox_pod("survivor", ["sleep", "3600"]))
+    await node.create_pod(busybox_pod("survivor", HTTPD, container={
+        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}))
     got = await node.wait_pod("survivor", is_ready)
     before = container_status(got)
     await node.restart_agent()
-    await asyncio.sleep(3)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # Ready never flaps while the new agent adopts the pod
+        assert is_ready(await node.pod("survivor"))
+        await asyncio.sleep(0.1)
     got = await node.wait_pod("survivor", is_ready)
     after = container_status(got)
     assert (after["containerID"], after["restartCount"]) == (before["containerID"], before["restartCount"])
