@@ -219,7 +219,10 @@ class PodWorker:
             return self.agent.resync * 10
 
         try:
-            sandbox = await self.agent.network.create_sandbox(self.key, hostname=_hostname(pod))
+            if spec.get("hostNetwork"):
+                sandbox = HostSandbox(ip=self.agent.host_ip, hostname=_hostname(pod))
+            else:
+                sandbox = await self.agent.network.create_sandbox(self.key, hostname=_hostname(pod))
         except Exception as exc:  # noqa: BLE001 - shown in status, retried
             await self._all_waiting("ContainerCreating", f"failed to create pod sandbox: {exc}", observed)
             self.agent.emit(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
@@ -613,7 +616,7 @@ class PodWorker:
         etc.mkdir(parents=True, exist_ok=True)
         files = {
             "hosts": self.agent.network.hosts_file(_hostname(self.pod), sandbox.ip),
-            "resolv.conf": self.agent.network.resolv_conf(self.namespace),
+            "resolv.conf": _resolv_conf(self.pod, self.agent.network.resolv_conf(self.namespace)),
             "hostname": _hostname(self.pod) + "\n",
         }
         out = {}
@@ -706,6 +709,43 @@ class PodWorker:
         if comparable == new and not (set(old) - set(new) - {"message", "reason", "nominatedNodeName"}):
             return
         await self.agent.write_pod_status(self, new)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSandbox:
+    """A hostNetwork pod's "sandbox": the host's network; IPC and UTS of its own."""
+
+    ip: str
+    hostname: str
+    netns_path: str = "host"
+    ipc_ns_path: str | None = None
+    uts_ns_path: str | None = None
+
+
+def _resolv_conf(pod: Obj, cluster_first: str) -> str:
+    """dnsPolicy: ClusterFirst (default; hostNetwork pods too only with
+    ClusterFirstWithHostNet), Default = the host's resolv.conf, None = dnsConfig only."""
+    spec = pod["spec"]
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if policy == "Default" or (policy == "ClusterFirst" and spec.get("hostNetwork")):
+        try:
+            text = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            text = ""
+    elif policy == "None":
+        text = ""
+    else:
+        text = cluster_first
+    config = spec.get("dnsConfig") or {}
+    extra = []
+    if config.get("nameservers"):
+        extra.append("nameserver " + "\nnameserver ".join(config["nameservers"]))
+    if config.get("searches"):
+        extra.append("search " + " ".join(config["searches"]))
+    if config.get("options"):
+        extra.append("options " + " ".join(
+            o["name"] + (f":{o['value']}" if o.get("value") else "") for o in config["options"]))
+    return text + ("\n".join(extra) + "\n" if extra else "")
 
 
 def _condition_true(pod: Obj, kind: str) -> bool:

@@ -363,3 +363,13 @@ async def test_top_pods_reports_cgroup_usage(node):
     assert memory > 1024 * 1024
     await node.client.delete("pods", "default", "busy")
     await node.wait_gone("busy")
+
+
+async def test_host_network_pod_sees_the_host_interfaces(node):
+    check = f"test -e /sys/class/net/{node.settings.bridge} && grep -q nameserver /etc/resolv.conf"
+    await node.create_pod(busybox_pod("hostnet", ["sh", "-c", check], restartPolicy="Never", hostNetwork=True))
+    got = await node.wait_pod("hostnet", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"))
+    assert got["status"]["phase"] == "Succeeded"
+    assert got["status"]["podIP"] == got["status"]["hostIP"]
+    await node.client.delete("pods", "default", "hostnet")
+    await node.wait_gone("hostnet")
