@@ -112,11 +112,11 @@ async def test_scheduler_binds_and_records_scheduled(cluster):
 
     async def bound():
         p = await client.get("pods", "default", "solo")
-        return p if p["spec"].get("nodeName") == NODE else None
+        cond = podutil.condition(p, "PodScheduled")
+        return p if p["spec"].get("nodeName") == NODE and cond is not None else None
 
     pod = await eventually(bound)
-    cond = podutil.condition(pod, "PodScheduled")
-    assert cond is not None and cond["status"] == "True"
+    assert podutil.condition(pod, "PodScheduled")["status"] == "True"
 
     async def scheduled_event():
         events, _ = await client.list("events", "default")
