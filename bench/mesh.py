@@ -38,7 +38,7 @@ from shoal.mesh.ca import MeshCA  # noqa: E402
 from shoal.mesh.control import MeshControl  # noqa: E402
 from shoal.mesh.meshconfig import MeshConfig  # noqa: E402
 from shoal.mesh.server import XdsServer  # noqa: E402
-from shoal.mesh.source import PODS, SERVICES, InMemorySource  # noqa: E402
+from shoal.mesh.source import PODS, InMemorySource  # noqa: E402
 from shoal.mesh import bootstrap  # noqa: E402
 from shoal.mesh.translate import model  # noqa: E402
 from tests.mesh import harness  # noqa: E402

@@ -4,8 +4,8 @@
 (`register`/`unregister`, called by the ADS server per stream), reads cluster state only
 through the `ClusterSource`, and keeps every registered proxy's snapshot current:
 
-- changes are debounced (`MeshConfig.debounce_seconds`, 50 ms default): a burst of
-  changes gives one recomputation;
+- changes are debounced (`MeshConfig.debounce_seconds`, 50 ms default), leading
+  edge: a lone change is pushed at once, a burst gives one recomputation per window;
 - each proxy's snapshot is recomputed from the new state; since versions are content
   hashes, only proxies whose resources actually changed are woken and pushed;
 - each proxy gets an SVID for its pod's service account from the CA, re-issued at
@@ -97,7 +97,11 @@ class MeshControl:
 
     async def _run(self, changes) -> None:
         # One task drains the subscription (never cancelled mid-read, which would close
-        # an async generator); this loop debounces on a flag it sets.
+        # an async generator); this loop debounces on a flag it sets. Debounce with a
+        # leading edge: a change after a quiet window is pushed at once (after changes
+        # made in the same loop turn are collected); changes that follow within the
+        # window are merged into one push at its end. So a lone change is not delayed
+        # and a burst costs at most one recomputation per window.
         dirty = asyncio.Event()
 
         async def drain() -> None:
@@ -105,11 +109,14 @@ class MeshControl:
                 dirty.set()
 
         reader = asyncio.create_task(drain(), name="mesh-changes")
+        last = -float("inf")
         try:
             while True:
                 await dirty.wait()
-                await asyncio.sleep(self.mesh.debounce_seconds)
+                wait = last + self.mesh.debounce_seconds - time.monotonic()
+                await asyncio.sleep(max(wait, 0.001))
                 dirty.clear()
+                last = time.monotonic()
                 try:
                     await self._reload()
                 except Exception:  # keep serving the last good snapshots

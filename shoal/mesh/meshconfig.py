@@ -39,7 +39,8 @@ class MeshConfig:
     """Lifetime of workload SVIDs in seconds (default 24 h); rotated at half-life."""
 
     debounce_seconds: float = 0.05
-    """Cluster changes within this window are merged into one push (seconds)."""
+    """At most one recomputation per window (seconds): a change after a quiet window is
+    pushed at once, later changes within the window are merged into one push."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> "MeshConfig":

@@ -37,7 +37,6 @@ import datetime
 import itertools
 import logging
 import os
-import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -333,12 +332,3 @@ class XdsServer:
     def proxy_status(self, node_id: str) -> ProxyStatus | None:
         return next((s for s in self.status() if s.node_id == node_id), None)
 
-
-async def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate()` until true or `timeout` seconds pass (tests, CLI)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return bool(predicate())

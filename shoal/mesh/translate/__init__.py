@@ -22,14 +22,17 @@ treat every returned message as immutable.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from google.protobuf.message import Message
 
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ClusterState
 from shoal.mesh.translate import inbound, outbound, protos
-from shoal.mesh.translate.model import MeshService, ProxyIdentity, mesh_services, proxy_identity
-from shoal.mesh.translate.peerauth import effective_mtls, validate_peer_authentication
+from shoal.mesh.translate.model import (
+    ContainerPort, MeshService, ProxyIdentity, mesh_services, proxy_identity,
+)
+from shoal.mesh.translate.peerauth import MtlsPolicy, effective_mtls, validate_peer_authentication
 
 __all__ = [
     "Resources", "translate", "Outbound", "ProxyIdentity", "MeshService", "mesh_services",
@@ -94,14 +97,19 @@ def translate(
     if shared is None:
         shared = Outbound(state, mesh)
     policy = effective_mtls(state, mesh, proxy.namespace, proxy.label_dict)
-    inbound_clusters = _typed(protos.CLUSTER, inbound.build_inbound_clusters(proxy.ports))
+    inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh)
     return Resources(
         clusters=tuple(sorted(shared.clusters + inbound_clusters, key=protos.resource_name)),
         endpoints=shared.endpoints,
-        listeners=tuple(sorted(
-            (shared.listener,
-             protos.to_proto(protos.LISTENER,
-                             inbound.build_inbound_listener(proxy.ports, policy, mesh))),
-            key=protos.resource_name)),
+        listeners=tuple(sorted((shared.listener, inbound_listener), key=protos.resource_name)),
         routes=shared.routes(proxy.namespace),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _inbound(ports: tuple[ContainerPort, ...], policy: MtlsPolicy,
+             mesh: MeshConfig) -> tuple[tuple[Message, ...], Message]:
+    """Inbound clusters and listener: a function of hashable values only, so proxies
+    with the same ports and policy share them (most replicas of a workload)."""
+    return (_typed(protos.CLUSTER, inbound.build_inbound_clusters(ports)),
+            protos.to_proto(protos.LISTENER, inbound.build_inbound_listener(ports, policy, mesh)))
