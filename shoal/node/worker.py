@@ -109,10 +109,11 @@ _RUNC_NOISE = re.compile(r"^(runc (create|start|run) failed: )|(OCI runtime (cre
 
 def clean_runtime_error(text: str) -> str:
     """runc's error chain, trimmed to the part a user can act on."""
-    text = " ".join(str(text).split())
-    m = re.search(r'exec: "([^"]+)": (executable file not found in \$PATH|[^:]+)', text)
+    text = " ".join(str(text).replace('\\"', '"').split())
+    m = re.search(r'exec: "([^"]+)": ([^"]*)', text)
     if m:
-        return f'exec: "{m.group(1)}": {m.group(2)}'
+        detail = re.sub(r"(: unknown)+\s*$", "", m.group(2)).strip()
+        return f'exec: "{m.group(1)}": {detail}'
     m = re.search(r"(exec failed|unable to start container process): (.*)", text)
     if m:
         text = m.group(2)

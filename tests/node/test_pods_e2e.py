@@ -198,11 +198,11 @@ async def test_missing_image_backs_off_with_clear_message(node):
 
 async def test_missing_command_is_a_clear_container_error(node):
     await node.create_pod(busybox_pod("nocmd", ["/no/such/binary"]))
-    got = await node.wait_pod("nocmd", lambda p: waiting_reason(p) == "CreateContainerError"
-                              or (container_status(p).get("lastState") or {}).get("terminated"))
-    cs = container_status(got)
-    text = str(cs)
-    assert "/no/such/binary" in text or "no such file" in text.lower()
+    got = await node.wait_pod("nocmd", lambda p: waiting_reason(p) == "CreateContainerError")
+    waiting = container_status(got)["state"]["waiting"]
+    assert waiting["reason"] == "CreateContainerError"
+    assert waiting["message"] == 'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'
+    assert got["status"]["phase"] == "Pending"
 
 
 async def test_missing_configmap_key_is_config_error(node):

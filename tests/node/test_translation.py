@@ -59,3 +59,5 @@ def test_runtime_error_is_cleaned():
     raw = ('runc create failed: unable to start container process: exec: "nope": '
            'executable file not found in $PATH: unknown')
     assert worker.clean_runtime_error(raw) == 'exec: "nope": executable file not found in $PATH'
+    escaped = 'runc create: msg="exec: \\"/bin/x\\": stat /bin/x: no such file or directory"'
+    assert worker.clean_runtime_error(escaped) == 'exec: "/bin/x": stat /bin/x: no such file or directory'
