@@ -156,8 +156,9 @@ class Runtime:
 
     async def start(self, cid: str) -> None:
         self._meta(cid)
+        started = time.time()  # before: a short-lived process may exit before runc returns
         await self.runc.start(cid)
-        self.paths.started_at(cid).write_text(str(time.time()))
+        self.paths.started_at(cid).write_text(str(started))
 
     async def run(self, intent: ContainerIntent, image_config: Mapping[str, Any] | None = None) -> str:
         cid = await self.create(intent, image_config)
@@ -197,6 +198,15 @@ class Runtime:
         return int(text), mtime
 
     async def status(self, cid: str) -> ContainerStatus:
+        return await self._status(cid, await self._runc_state_unless_exited(cid))
+
+    async def _runc_state_unless_exited(self, cid: str) -> dict[str, Any] | None:
+        if self._exit_status(cid) is not None:
+            return None  # not needed
+        return await self.runc.state(cid)
+
+    async def _status(self, cid: str, state: dict[str, Any] | None) -> ContainerStatus:
+        """Status from the files plus runc's view (`state`: runc state/list entry or None)."""
         meta = self._meta(cid)
         base = dict(
             id=cid, name=meta.get("name"), created_at=_utc(meta["created_at"]),
@@ -213,7 +223,6 @@ class Runtime:
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
             return ContainerStatus(state=EXITED, exit_code=code, finished_at=_utc(when), oom_killed=oom,
                                    reason=reason, **base)
-        state = await self.runc.state(cid)
         if state is None:
             if _pid_alive(self._conmon_pid(cid)):
                 return ContainerStatus(state=CREATED, reason="Creating", **base)
@@ -234,15 +243,19 @@ class Runtime:
         return ContainerStatus(state=UNKNOWN, pid=pid, reason=f"runc state {runc_status}", **base)
 
     async def list(self) -> list[ContainerStatus]:
-        result = []
+        """Every container under root, with one `runc list` for all of them."""
+        result: list[ContainerStatus] = []
         if not self.paths.root.is_dir():
             return result
-        for entry in sorted(self.paths.root.iterdir()):
-            if (entry / "meta.json").is_file():
-                try:
-                    result.append(await self.status(entry.name))
-                except ContainerNotFound:
-                    continue
+        ids = [e.name for e in sorted(self.paths.root.iterdir()) if (e / "meta.json").is_file()]
+        if not ids:
+            return result
+        states = {c["id"]: c for c in await self.runc.list_states()} if self.paths.runc_root.is_dir() else {}
+        for cid in ids:
+            try:
+                result.append(await self._status(cid, states.get(cid)))
+            except ContainerNotFound:
+                continue
         return result
 
     async def wait(self, cid: str, timeout: float | None = None) -> ContainerStatus:
@@ -495,6 +508,29 @@ class Runtime:
 
         async for line in logs_mod.stream_logs(path, follow=follow, tail=tail, since=since, is_running=running):
             yield line
+
+    async def rotate_log(self, cid: str) -> Path:
+        """Move the log to `<log>.1` (replacing an older one) and have conmon reopen the path.
+
+        kubelet's rotation, for a caller that enforces a size (conmon's own
+        `log_size_max` cap drops old lines instead of keeping them). `logs` reads both.
+        """
+        path = self.log_path(cid)
+        ctl = self.paths.container(cid) / "ctl"
+        await asyncio.to_thread(path.replace, logs_mod.rotated_path(path))
+        # conmon's control fifo: "<event> <height> <width>\n"; event 2 = reopen the log file
+        try:
+            fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # no reader: conmon is gone, the container has exited
+            path.touch()
+            if (await self.status(cid)).state in (RUNNING, CREATED):
+                raise RuncError("conmon reopen-log", str(exc)) from None
+            return path
+        try:
+            os.write(fd, b"2 0 0\n")
+        finally:
+            os.close(fd)
+        return path
 
     async def stats(self, cid: str) -> dict[str, int | None]:
         meta = self._meta(cid)

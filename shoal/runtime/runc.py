@@ -57,9 +57,13 @@ class Runc:
             if "does not exist" not in str(exc):
                 raise
 
-    async def list_ids(self) -> list[str]:
+    async def list_states(self) -> list[dict[str, Any]]:
+        """`runc list`: id, pid, status, bundle... of every container in this root."""
         out = await self.call("list", "--format", "json")
-        return [c["id"] for c in (json.loads(out or b"null") or [])]
+        return json.loads(out or b"null") or []
+
+    async def list_ids(self) -> list[str]:
+        return [c["id"] for c in await self.list_states()]
 
 
 def _runc_message(stderr: bytes) -> str:

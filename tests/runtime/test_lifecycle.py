@@ -153,3 +153,41 @@ async def _until_logged(rt: Runtime, cid: str, text: str, timeout: float = 20) -
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{cid} never logged {text!r}")
+
+
+async def test_log_rotation_keeps_one_generation_and_follow_sees_every_line(
+        runtime: Runtime, busybox_rootfs: Path, tmp_path: Path) -> None:
+    go = busybox_rootfs / "tmp" / "go-rotate"
+    go.unlink(missing_ok=True)
+    script = ("for i in 1 2 3; do echo first$i; done; while [ ! -e /tmp/go-rotate ]; do sleep 0.05; done; "
+              "for i in 1 2 3; do echo second$i; done")
+    cid = await runtime.run(sh(busybox_rootfs, "rotating", script))
+    follower = asyncio.ensure_future(_collect(runtime.logs(cid, follow=True)))
+    await _until_logged(runtime, cid, "first3")
+    await runtime.rotate_log(cid)
+    rotated = runtime.log_path(cid).with_name("container.log.1")
+    assert "first3" in rotated.read_text()
+    go.write_text("")
+    try:
+        await runtime.wait(cid, timeout=30)
+    finally:
+        go.unlink(missing_ok=True)
+    assert "second1" in runtime.log_path(cid).read_text() and "first1" not in runtime.log_path(cid).read_text()
+    every = ["first1", "first2", "first3", "second1", "second2", "second3"]
+    assert [line.text async for line in runtime.logs(cid)] == every
+    assert await asyncio.wait_for(follower, 30) == every
+
+
+async def test_conmon_caps_log_size(tmp_path: Path, cgroup_parent: str, busybox_rootfs: Path) -> None:
+    rt = Runtime(tmp_path / "capped", cgroup_parent=cgroup_parent, log_size_max=4096)
+    try:
+        cid = await rt.run(sh(busybox_rootfs, "flood", "for i in $(seq 1 2000); do echo line-$i; done"))
+        await rt.wait(cid, timeout=30)
+        assert rt.log_path(cid).stat().st_size <= 4096
+        assert [line.text async for line in rt.logs(cid)][-1] == "line-2000"
+    finally:
+        await rt.cleanup_all()
+
+
+async def _collect(lines) -> list[str]:
+    return [line.text async for line in lines]
