@@ -60,6 +60,15 @@ def owner_resource(ref: dict[str, Any]) -> tuple[str, bool] | None:
     return rt.resource, rt.namespaced
 
 
+def _served(resource: str) -> bool:
+    try:
+        kinds.by_resource(resource)
+    except api_errors.StatusError:
+        log.warning("garbage collector: %s is not served; not collecting it", resource)
+        return False
+    return True
+
+
 def finalizers(obj: Obj) -> list[str]:
     return list(podutil.meta(obj).get("finalizers") or [])
 
@@ -71,7 +80,7 @@ class GarbageCollector:
                  workers: int = 1) -> None:
         self.manager = manager
         self.writer = manager.writer
-        self.resources = tuple(resources)
+        self.resources = tuple(r for r in resources if _served(r))
         self.workers = workers
         self.listers = {r: manager.lister(r) for r in self.resources}
 
