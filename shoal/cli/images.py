@@ -30,6 +30,8 @@ def _errors(fn):
             return fn(*args, **kwargs)
         except ImageError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # e.g. an export path in a missing directory
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
     return wrapper
 
 
