@@ -1,12 +1,13 @@
 """The shoal daemon: every component in one asyncio process (the embedded default).
 
-Start order: store -> API credentials -> registry + HTTPS server -> kubeconfig ->
-controllers. Each component gets the `ApiClient` (in-process `LocalClient`) and the
+Start order: store -> host network (bridge, routes, base chains) -> registry + HTTPS
+server -> kubeconfig -> controllers -> service proxy + cluster DNS -> node agent. Each component gets the `ApiClient` (in-process `LocalClient`) and the
 `Settings`; none reaches into another's internals, so any of them can later run as its
 own process with an `HttpClient` instead.
 
-Stop (SIGTERM/SIGINT, or `shoal down`): components stop in reverse order; the pid file
-and kubeconfig are removed last. Stopping never deletes stored objects.
+Stop (SIGTERM/SIGINT): components stop in reverse order; containers and pod sandboxes
+keep running, so a restarted daemon re-adopts them without restarting a pod. `shoal down`
+then removes them (`shoal.teardown`). Stopping never deletes stored objects.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
 from shoal.apiserver.registry import Registry
 from shoal.config import Settings
+from shoal.controllers import run_controllers
+from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
+from shoal.node import run_node
+from shoal.node.kubeproxy import ServiceSync
 from shoal.store import Allocations, Store
 
 log = logging.getLogger("shoal.daemon")
@@ -70,8 +75,12 @@ class Daemon:
         allocations = Allocations(s.store_path)
         self._on_stop("allocations", _async(allocations.close))
 
+        # The host network first: the registry allocates ClusterIPs/NodePorts from it.
+        network = PodNetwork(s, allocations)
+        await network.setup_host()
+
         admission = AdmissionChain()
-        registry = Registry(store, admission=admission, services=self._service_allocator(allocations))
+        registry = Registry(store, admission=admission, services=ServiceAddresses(network))
         self.client = LocalClient(registry)
         await ensure_namespaces(self.client)
 
@@ -90,25 +99,23 @@ class Daemon:
         self._on_stop("compactor", _cancel(compactor))
 
         await warm_up
-        await self._start_controllers()
+        manager = await run_controllers(self.client, s)
+        self._on_stop("controllers", manager.stop)
+
+        # kube-proxy role and cluster DNS on the bridge's gateway address.
+        directory = ServiceDirectory()
+        services = ServiceSync(self.client, ServiceProxy(s), directory)
+        await services.start()
+        self._on_stop("service proxy", services.stop)
+        dns = ClusterDNS(s, directory, host=network.gateway)
+        await dns.start()
+        self._on_stop("cluster dns", dns.stop)
+
+        node = await run_node(self.client, s, network=network)
+        self._on_stop("node agent", node.stop)
+
         s.pid_file.write_text(f"{os.getpid()}\n")
         self._on_stop("pid file", _async(lambda: s.pid_file.unlink(missing_ok=True)))
-
-    def _service_allocator(self, allocations: Allocations) -> Any:
-        try:
-            from shoal.network import ServiceAddresses  # type: ignore[attr-defined]
-        except ImportError:
-            return None
-        return ServiceAddresses(self.settings, allocations)
-
-    async def _start_controllers(self) -> None:
-        try:
-            from shoal.controllers import run_controllers  # type: ignore[attr-defined]
-        except ImportError:
-            log.warning("controllers are not available in this build")
-            return
-        manager = await run_controllers(self.client, self.settings)
-        self._on_stop("controllers", manager.stop)
 
     def _on_stop(self, name: str, stopper: Stopper) -> None:
         self._stoppers.append((name, stopper))
@@ -128,6 +135,25 @@ class Daemon:
                 await store.compact(COMPACT_KEEP_REVISIONS)
             except Exception:
                 log.exception("compaction failed")
+
+
+class ServiceAddresses:
+    """The registry's ServiceAllocator over the pod network's address pools."""
+
+    def __init__(self, network: PodNetwork) -> None:
+        self._network = network
+
+    def allocate_cluster_ip(self, service_key: str, requested: str | None = None) -> str:
+        return self._network.allocate_cluster_ip(service_key, requested)
+
+    def release_cluster_ip(self, service_key: str) -> None:
+        self._network.release_cluster_ip(service_key)
+
+    def allocate_node_port(self, service_key: str, requested: int | None = None) -> int:
+        return self._network.allocate_node_port(service_key, requested)
+
+    def release_node_ports(self, service_key: str) -> None:
+        self._network.release_node_port(service_key, None)
 
 
 def _async(fn: Callable[[], Any]) -> Stopper:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from shoal.config import Settings
 
@@ -32,5 +33,25 @@ async def _teardown(settings: Settings) -> list[str]:
     return failed
 
 
-def _steps() -> list[tuple[str, object]]:
-    return []
+async def _containers_and_sandboxes(settings: Settings) -> None:
+    from shoal.node import teardown_node
+
+    await teardown_node(settings)
+
+
+async def _host_network(settings: Settings) -> None:
+    from shoal.network import PodNetwork
+    from shoal.store import Allocations
+
+    allocations = Allocations(settings.store_path)
+    try:
+        await PodNetwork(settings, allocations).teardown()
+    finally:
+        allocations.close()
+
+
+def _steps() -> list[tuple[str, Any]]:
+    return [
+        ("containers, snapshots and pod sandboxes", _containers_and_sandboxes),
+        ("bridge, routes and iptables chains", _host_network),
+    ]

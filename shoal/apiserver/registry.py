@@ -514,7 +514,11 @@ class Registry:
                     rt, namespace, name, {"spec": patched.get("spec"),
                                           "metadata": {}}, dry_run=dry_run,
                 )
-            patched = patches.apply_patch(current, body, content_type, rt.kind)
+            # Patch a copy without resourceVersion: one in the result came from the patch
+            # itself and is a precondition; otherwise a lost race is retried on fresh state.
+            base = copy.deepcopy(current)
+            base["metadata"].pop("resourceVersion", None)
+            patched = patches.apply_patch(base, body, content_type, rt.kind)
             if not isinstance(patched, dict):
                 raise errors.BadRequest("the patch must produce an object")
             patched_meta = patched.get("metadata") or {}

@@ -13,6 +13,7 @@ from shoal import __version__
 COMMAND_MODULES = (
     "shoal.cli.daemon",
     "shoal.cli.resources",
+    "shoal.cli.workloads",
     "shoal.cli.containers",
     "shoal.cli.images",
     "shoal.cli.mesh",
