@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from shoal.images import mediatypes
 from shoal.images.digests import validate_digest
-from shoal.images.errors import InvalidReference, ManifestError
+from shoal.images.errors import ImageError, InvalidReference, ManifestError
 from shoal.images.reference import Reference, is_tag
 from shoal.images.unpack import open_decompressed
 
@@ -199,6 +199,8 @@ def export_archive(store, ref, path: Path, format: str = "oci-archive") -> None:
     """Write the image `ref` to `path` as an oci-archive or docker-archive tarball."""
     if format not in ("oci-archive", "docker-archive"):
         raise ManifestError(f"format {format!r}: expected 'oci-archive' or 'docker-archive'")
+    if not path.parent.is_dir():
+        raise ImageError(f"export path {path}: directory {path.parent} does not exist")
     image = store.resolve(ref)
     name = _export_name(image, ref)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
