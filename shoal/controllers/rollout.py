@@ -340,6 +340,19 @@ def calculate_status(deployment: Mapping[str, Any], all_rss: Sequence[Obj],
     }
     if old_status.get("collisionCount") is not None:
         status["collisionCount"] = old_status["collisionCount"]
+    # A ReplicaSet that cannot create pods shows on the Deployment (getReplicaFailures).
+    failure = get_condition((new_rs or {}).get("status") or {}, "ReplicaFailure")
+    if failure is None:
+        for rs in all_rss:
+            failure = get_condition(rs.get("status") or {}, "ReplicaFailure")
+            if failure is not None:
+                break
+    if failure is not None and failure.get("status") == "True":
+        set_condition(status, _cond("ReplicaFailure", "True", failure.get("reason") or "",
+                                    failure.get("message") or "", now,
+                                    get_condition(status, "ReplicaFailure")))
+    else:
+        remove_condition(status, "ReplicaFailure")
     old_available = get_condition(status, "Available")
     if available >= replicas(deployment) - max_unavailable(deployment):
         set_condition(status, _cond("Available", "True", MIN_AVAILABLE,

@@ -197,3 +197,17 @@ def test_rollout_state_messages_like_kubectl():
                                   "reason": "ProgressDeadlineExceeded"}]
     state = rollout_state(d)
     assert state.failed and "exceeded its progress deadline" in state.message
+
+
+def test_replica_failure_is_copied_to_the_deployment_and_cleared():
+    d = deployment(replicas=1)
+    new = rs("new", 1, available=0, status_replicas=0)
+    new["status"]["conditions"] = [{"type": "ReplicaFailure", "status": "True",
+                                    "reason": "FailedCreate", "message": "Error creating: quota"}]
+    status = rollout.calculate_status(d, [new], new, now=1000.0)
+    cond = rollout.get_condition(status, "ReplicaFailure")
+    assert (cond["reason"], cond["message"]) == ("FailedCreate", "Error creating: quota")
+    d["status"] = status
+    new["status"]["conditions"] = []
+    assert rollout.get_condition(rollout.calculate_status(d, [new], new, 1001.0),
+                                 "ReplicaFailure") is None
