@@ -10,6 +10,8 @@ the translation stays testable without the runtime.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from decimal import ROUND_CEILING
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -24,6 +26,13 @@ LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
 LABEL_CONTAINER = "io.kubernetes.container.name"
 LABEL_RESTART = "io.kubernetes.container.restartCount"
+LABEL_HASH = "io.kubernetes.container.hash"
+
+
+def container_hash(container: Obj) -> str:
+    """A digest of the container's spec: a running container whose spec changed (a new
+    image on the pod) is restarted, as the kubelet does."""
+    return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +122,7 @@ def intent_fields(
         LABEL_POD_NAMESPACE: meta["namespace"],
         LABEL_CONTAINER: container["name"],
         LABEL_RESTART: str(restart_count),
+        LABEL_HASH: container_hash(container),
     }
     etc = {m.destination: m.source for m in mounts}
     return {

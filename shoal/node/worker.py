@@ -65,6 +65,7 @@ class Observed:
     finished_at: dt.datetime | None
     oom_killed: bool
     reason: str
+    labels: dict
 
     def terminated(self) -> status.Terminated:
         code = self.exit_code if self.exit_code is not None else 137
@@ -146,6 +147,7 @@ class PodWorker:
         self._volume_paths: dict[str, Path] = {}
         self._etc_files: dict[str, Path] = {}
         self._pull_failures: dict[str, int] = {}
+        self._spec_changed: set[str] = set()  # instances killed because the spec changed
 
     # -- loop ----------------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class PodWorker:
                 index=key.restart_count, container_id=cid, state=getattr(st, "state", "unknown"),
                 exit_code=getattr(st, "exit_code", None), started_at=getattr(st, "started_at", None),
                 finished_at=getattr(st, "finished_at", None), oom_killed=bool(getattr(st, "oom_killed", False)),
-                reason=getattr(st, "reason", "") or "",
+                reason=getattr(st, "reason", "") or "", labels=dict(getattr(st, "labels", None) or {}),
             ))
         for lst in out.values():
             lst.sort(key=lambda o: o.index, reverse=True)
@@ -329,6 +331,10 @@ class PodWorker:
                 if inst is not None:
                     inst.cancel()
                 inst = self._track(c, cur.container_id, sandbox)
+            wanted = intent.container_hash(c)
+            if cur.labels.get(intent.LABEL_HASH, wanted) != wanted and not inst.kill_reason:
+                inst.kill_reason = f"Container {name} definition changed, will be restarted"
+                self._spec_changed.add(cur.container_id)
             if inst.kill_reason:
                 grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
                 await self._kill(c, cur.container_id, grace, inst.kill_reason)
@@ -352,7 +358,9 @@ class PodWorker:
             if inst is not None:
                 inst.cancel()
             term = cur.terminated()
-            if init:
+            if cur.container_id in self._spec_changed:
+                restart = True
+            elif init:
                 restart = term.exit_code != 0 and policy != "Never"
             elif sidecar:
                 restart = not self.completing
@@ -366,8 +374,8 @@ class PodWorker:
             finished = _ts(cur.finished_at)
             ran_for = finished - _ts(cur.started_at)
             now = time.time()
-            gate = self.agent.backoff.remaining(f"{self.uid}/{name}", finished_at=finished,
-                                                ran_for=ran_for, now=now)
+            gate = 0.0 if cur.container_id in self._spec_changed else self.agent.backoff.remaining(
+                f"{self.uid}/{name}", finished_at=finished, ran_for=ran_for, now=now)
             if gate > 0:
                 delay = self.agent.backoff.current_delay(f"{self.uid}/{name}")
                 view.last = term

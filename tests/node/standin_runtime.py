@@ -94,7 +94,8 @@ class StandInRuntime:
         c = self.containers[cid]
         pid = c["proc"].pid if c["proc"] is not None else 0
         return SimpleNamespace(id=cid, state=c["state"], pid=pid, exit_code=c["exit_code"],
-                               started_at=c["started_at"], finished_at=c["finished_at"], oom_killed=False, reason="")
+                               started_at=c["started_at"], finished_at=c["finished_at"], oom_killed=False, reason="",
+                               labels=c["intent"].get("labels") or {})
 
     async def list(self) -> list[Any]:
         return [await self.status(cid) for cid in list(self.containers)]

@@ -373,3 +373,17 @@ async def test_host_network_pod_sees_the_host_interfaces(node):
     assert got["status"]["podIP"] == got["status"]["hostIP"]
     await node.client.delete("pods", "default", "hostnet")
     await node.wait_gone("hostnet")
+
+
+async def test_image_change_restarts_the_container(node):
+    await asyncio.to_thread(node.images.tag, "busybox", "busybox:v2")
+    await node.create_pod(busybox_pod("upgrade", ["sleep", "3600"]))
+    got = await node.wait_pod("upgrade", lambda p: container_status(p).get("state", {}).get("running"))
+    got["spec"]["containers"][0]["image"] = "busybox:v2"
+    await node.client.update("pods", got)
+    got = await node.wait_pod("upgrade", lambda p: container_status(p).get("image") == "busybox:v2"
+                              and container_status(p).get("state", {}).get("running"))
+    assert container_status(got)["restartCount"] == 1
+    assert any("definition changed" in e["message"] for e in await node.events("upgrade"))
+    await node.client.delete("pods", "default", "upgrade")
+    await node.wait_gone("upgrade")
