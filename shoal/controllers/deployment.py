@@ -116,8 +116,9 @@ class DeploymentController:
                                         "selector is required.")
             return None
         rss = await self._claim_replica_sets(d, selector)
-        if spec.get("paused"):
-            return await self._sync_paused(d, rss)
+        self._check_paused_condition(d)
+        if spec.get("paused") or rollout.is_scaling_event(d, rss):
+            return await self._sync_scale(d, rss)
         if ((spec.get("strategy") or {}).get("type") or "RollingUpdate") == "Recreate":
             return await self._rollout_recreate(d, rss)
         return await self._rollout_rolling(d, rss)
@@ -299,20 +300,40 @@ class DeploymentController:
             await self._prune(d, old)
         return await self._sync_status(d, self._owned(d), new_rs)
 
-    async def _sync_paused(self, d: Obj, rss: list[Obj]) -> Result | None:
+    def _check_paused_condition(self, d: Obj) -> None:
+        """Progressing is Unknown/DeploymentPaused while paused, DeploymentResumed after
+        (Kubernetes' checkPausedConditions); written with the next status."""
+        if rollout.progress_deadline(d) is None:
+            return
+        status = d.setdefault("status", {})
+        cond = rollout.get_condition(status, "Progressing")
+        paused = bool(d["spec"].get("paused"))
+        if paused and (cond is None or cond.get("reason") != rollout.PAUSED):
+            rollout.set_condition(status, rollout._cond(
+                "Progressing", "Unknown", rollout.PAUSED, "Deployment is paused",
+                self.clock(), cond))
+        elif not paused and cond is not None and cond.get("reason") == rollout.PAUSED:
+            rollout.set_condition(status, rollout._cond(
+                "Progressing", "Unknown", rollout.RESUMED, "Deployment is resumed",
+                self.clock(), cond))
+
+    async def _sync_scale(self, d: Obj, rss: list[Obj]) -> Result | None:
+        """Paused, or spec.replicas changed: resize ReplicaSets without rolling
+        (Kubernetes' sync + scale), proportionally during a rolling update."""
         new_rs = await self._new_replica_set(d, rss, create=False)
         _, old = self._split(d, rss)
-        active = [rs for rs in ([new_rs] if new_rs else []) + old if rollout.replicas(rs) > 0]
-        if len(active) <= 1:
-            target = active[0] if active else new_rs
-            if target is not None and rollout.replicas(target) != rollout.replicas(d):
-                await self._scale(d, target, rollout.replicas(d))
-        status = rollout.calculate_status(d, self._owned(d), new_rs, self.clock())
-        if rollout.progress_deadline(d) is not None:
-            rollout.set_condition(status, rollout._cond(
-                "Progressing", "Unknown", rollout.PAUSED, "Deployment is paused", self.clock(),
-                rollout.get_condition(status, "Progressing")))
-        await self._write_status(d, status)
+        plan = rollout.plan_scale(d, new_rs, old)
+        for rs in ([new_rs] if new_rs is not None else []) + old:
+            name = podutil.meta(rs)["name"]
+            if name in plan:
+                await self._scale(d, rs, plan[name])
+        if d["spec"].get("paused"):
+            await self._prune(d, old)
+        owned = self._owned(d)
+        if new_rs is not None:
+            new_rs = next((rs for rs in owned if podutil.meta(rs)["uid"]
+                           == podutil.meta(new_rs)["uid"]), new_rs)
+        await self._write_status(d, rollout.calculate_status(d, owned, new_rs, self.clock()))
         return None
 
     def _old_pods_running(self, new_rs: Obj | None, old: list[Obj]) -> bool:

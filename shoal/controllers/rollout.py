@@ -464,3 +464,104 @@ def replica_sets_to_prune(deployment: Mapping[str, Any], old_rss: Sequence[Obj])
             continue
         prune.append(rs)
     return prune
+
+
+# -- scaling events (proportional scaling) ----------------------------------------------
+
+
+def _desired_annotation(rs: Mapping[str, Any]) -> int | None:
+    try:
+        return int((podutil.meta(rs).get("annotations") or {})[DESIRED_REPLICAS])
+    except (KeyError, ValueError):
+        return None
+
+
+def _max_annotation(rs: Mapping[str, Any]) -> int | None:
+    try:
+        return int((podutil.meta(rs).get("annotations") or {})[MAX_REPLICAS])
+    except (KeyError, ValueError):
+        return None
+
+
+def is_scaling_event(deployment: Mapping[str, Any], rss: Sequence[Obj]) -> bool:
+    """spec.replicas changed since the active ReplicaSets were last sized
+    (their desired-replicas annotation differs; Kubernetes' isScalingEvent)."""
+    desired = replicas(deployment)
+    for rs in rss:
+        if replicas(rs) > 0:
+            annotated = _desired_annotation(rs)
+            if annotated is not None and annotated != desired:
+                return True
+    return False
+
+
+def _round_half_away(value: float) -> int:
+    return int(math.floor(value + 0.5)) if value >= 0 else -int(math.floor(-value + 0.5))
+
+
+def _fraction(rs: Mapping[str, Any], deployment: Mapping[str, Any]) -> int:
+    desired = replicas(deployment)
+    if desired == 0:
+        return -replicas(rs)
+    allowed = desired + max_surge(deployment)
+    annotated = _max_annotation(rs)
+    if not annotated:
+        annotated = int((deployment.get("status") or {}).get("replicas") or 0) or allowed
+    return _round_half_away(replicas(rs) * allowed / annotated) - replicas(rs)
+
+
+def is_saturated(deployment: Mapping[str, Any], rs: Mapping[str, Any] | None) -> bool:
+    if rs is None:
+        return False
+    desired = replicas(deployment)
+    return (_desired_annotation(rs) == desired and replicas(rs) == desired
+            and _status(rs, "availableReplicas") == desired)
+
+
+def plan_scale(deployment: Mapping[str, Any], new_rs: Obj | None,
+               old_rss: Sequence[Obj]) -> dict[str, int]:
+    """New spec.replicas per ReplicaSet when the Deployment itself was scaled (Kubernetes'
+    DeploymentController.scale): one active ReplicaSet takes the whole count; during a
+    rolling update the change is spread over the active ReplicaSets in proportion to
+    their size, leftovers to the largest. Returns only ReplicaSets that change."""
+    desired = replicas(deployment)
+    newest_first = sorted(old_rss, key=lambda r: (podutil.parse_time(
+        podutil.meta(r).get("creationTimestamp")) or 0, podutil.meta(r).get("name") or ""),
+        reverse=True)
+    everything = newest_first + ([new_rs] if new_rs is not None else [])
+    active = [rs for rs in everything if replicas(rs) > 0]
+    if not everything:
+        return {}
+    if len(active) <= 1:
+        target = active[0] if active else (new_rs if new_rs is not None else newest_first[0])
+        return {} if replicas(target) == desired else {podutil.meta(target)["name"]: desired}
+    if is_saturated(deployment, new_rs):
+        return {podutil.meta(rs)["name"]: 0 for rs in old_rss if replicas(rs) > 0}
+    if _rolling(deployment) is None:
+        return {}
+    allowed = desired + max_surge(deployment) if desired > 0 else 0
+    to_add = allowed - spec_replicas_sum(active)
+    if to_add == 0:
+        return {}
+
+    def created(rs: Obj) -> float:
+        return podutil.parse_time(podutil.meta(rs).get("creationTimestamp")) or 0
+
+    if to_add > 0:   # largest first, newer first among equals
+        ordered = sorted(active, key=lambda r: (-replicas(r), -created(r)))
+    else:            # largest first, older first among equals
+        ordered = sorted(active, key=lambda r: (-replicas(r), created(r)))
+    sizes: dict[str, int] = {}
+    added = 0
+    for rs in ordered:
+        proportion = 0
+        if replicas(rs) != 0 and to_add != added:
+            fraction = _fraction(rs, deployment)
+            remaining = to_add - added
+            proportion = min(fraction, remaining) if to_add > 0 else max(fraction, remaining)
+        sizes[podutil.meta(rs)["name"]] = replicas(rs) + proportion
+        added += proportion
+    first = podutil.meta(ordered[0])["name"]
+    sizes[first] = max(sizes[first] + to_add - added, 0)
+    return {name: size for name, size in sizes.items()
+            if size != replicas(next(r for r in ordered if podutil.meta(r)["name"] == name))}

@@ -172,7 +172,7 @@ async def test_recreate_deletes_old_pods_before_new_ones(cluster):
     await eventually(new_pods)
 
 
-async def _roll_to(client, kubelet, image):
+async def _roll_to(client, kubelet, image, replicas=3):
     await _set_image(client, image)
 
     async def rolled():
@@ -181,9 +181,10 @@ async def _roll_to(client, kubelet, image):
             if not podutil.is_ready(p):
                 await kubelet.run(p)
         st = (await _deployment(client)).get("status") or {}
-        return (len(pods) == 3 and all(p["spec"]["containers"][0]["image"] == image for p in pods)
+        return (len(pods) == replicas
+                and all(p["spec"]["containers"][0]["image"] == image for p in pods)
                 and (st.get("updatedReplicas"), st.get("availableReplicas"),
-                     st.get("replicas")) == (3, 3, 3))
+                     st.get("replicas")) == (replicas,) * 3)
 
     await eventually(rolled, timeout=15)
 
@@ -379,3 +380,27 @@ async def test_hash_collision_bumps_collision_count(cluster):
     rss, _ = await client.list("replicasets.apps", "default", label_selector="app=web")
     assert [r["metadata"]["name"] for r in rss] == [
         f"web-{rollout.template_hash(d['spec']['template'], 1)}"]
+
+
+async def test_scaling_mid_rollout_is_proportional(cluster):
+    client, manager, kubelet = cluster
+    await _ready_deployment(client, kubelet, replicas=4, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+    await _set_image(client, "web:v2")
+
+    async def by_image():
+        rss, _ = await client.list("replicasets.apps", "default")
+        return {r["spec"]["template"]["spec"]["containers"][0]["image"]: r["spec"]["replicas"]
+                for r in rss}
+
+    async def surged():
+        return await by_image() == {"web:v1": 4, "web:v2": 1}
+
+    await eventually(surged)
+    await patch(client, "deployments.apps", "default", "web", {"spec": {"replicas": 8}})
+
+    async def proportional():
+        return await by_image() == {"web:v1": 7, "web:v2": 2}
+
+    await eventually(proportional)
+    await _roll_to(client, kubelet, "web:v2", replicas=8)

@@ -211,3 +211,38 @@ def test_replica_failure_is_copied_to_the_deployment_and_cleared():
     new["status"]["conditions"] = []
     assert rollout.get_condition(rollout.calculate_status(d, [new], new, 1001.0),
                                  "ReplicaFailure") is None
+
+
+def _annotated(r, desired, maximum):
+    r["metadata"]["annotations"].update({rollout.DESIRED_REPLICAS: str(desired),
+                                         rollout.MAX_REPLICAS: str(maximum)})
+    return r
+
+
+def test_scaling_event_detected_from_desired_replicas_annotation():
+    d = deployment(replicas=5)
+    assert rollout.is_scaling_event(d, [_annotated(rs("a", 3), 3, 4)])
+    assert not rollout.is_scaling_event(d, [_annotated(rs("a", 5), 5, 6)])
+    assert not rollout.is_scaling_event(d, [_annotated(rs("a", 0), 3, 4)])  # inactive
+
+
+def test_plan_scale_single_active_replicaset_takes_everything():
+    d = deployment(replicas=5)
+    assert rollout.plan_scale(d, rs("new", 3), [rs("old", 0)]) == {"new": 5}
+    assert rollout.plan_scale(d, None, [rs("old", 2)]) == {"old": 5}
+
+
+def test_plan_scale_mid_rollout_is_proportional():
+    # 10 -> 20 replicas while old has 8 and new 3 (sized for 10 + surge 1 = 11)
+    d = deployment(replicas=20, surge=1, unavailable=0)
+    old = _annotated(rs("old", 8, created="2026-01-01T00:00:00Z"), 10, 11)
+    new = _annotated(rs("new", 3, available=0, created="2026-01-02T00:00:00Z"), 10, 11)
+    plan = rollout.plan_scale(d, new, [old])
+    assert plan == {"old": 15, "new": 6}
+    assert sum(plan.values()) == 20 + 1
+    # and back down: 20 -> 5 (allowed 6) shrinks both, the largest takes the leftover
+    d = deployment(replicas=5, surge=1, unavailable=0)
+    old = _annotated(rs("old", 15), 20, 21)
+    new = _annotated(rs("new", 6, available=0), 20, 21)
+    plan = rollout.plan_scale(d, new, [old])
+    assert sum(plan.values()) == 6 and plan["old"] > plan["new"] > 0
