@@ -108,14 +108,7 @@ async def main(sizes: list[int]) -> None:
     from shoal.images import ImageStore
     from shoal.node import BackoffPolicy, build_network, build_runtime, run_node, teardown_node
 
-    try:
-        from shoal.runtime import Runtime  # noqa: F401
-        runtime_name = "shoal.runtime (runc + conmon)"
-        use_standin = False
-    except ImportError:
-        runtime_name = "stand-in process runtime (shoal.runtime not available)"
-        use_standin = True
-
+    runtime_name = "shoal.runtime (runc + conmon)"
     tag = secrets.token_hex(2)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-pods-") as tmp:
         settings = Settings(state_dir=Path(tmp) / "state", pod_cidr="10.241.254.0/24",
@@ -126,20 +119,13 @@ async def main(sizes: list[int]) -> None:
         images = ImageStore(settings.images_dir)
         await asyncio.to_thread(images.bootstrap_busybox, "busybox")
         network = build_network(settings, f"shoal-nb-{tag}-")
-        extra: dict = {}
-        if use_standin:
-            from tests.node.standin_runtime import StandInRuntime, make_intent
-
-            runtime = StandInRuntime()
-            extra["make_intent"] = make_intent
-        else:
-            runtime = build_runtime(settings, cgroup_parent)
+        runtime = build_runtime(settings, cgroup_parent)
         async with LocalClient.open(settings.store_path) as client:
             handle = None
             try:
                 await network.setup_host()
                 handle = await run_node(client, settings, network=network, runtime=runtime, images=images,
-                                        backoff=BackoffPolicy(), resync_seconds=10.0, **extra)
+                                        backoff=BackoffPolicy(), resync_seconds=10.0)
                 # warm-up: the first pod unpacks the image's layer (like a pull, which the
                 # SLO excludes); it is not counted
                 await run_batch(client, settings.node_name, 1, "warmup")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import secrets
 import subprocess
 import time
@@ -24,13 +23,6 @@ import pytest_asyncio
 
 from shoal.config import Settings
 
-RUNTIME_READY = True
-try:  # the runtime is built by another engineer; skip end-to-end tests until it lands
-    from shoal.runtime import Runtime  # noqa: F401
-except ImportError:
-    RUNTIME_READY = False
-
-needs_runtime = pytest.mark.skipif(not RUNTIME_READY, reason="needs shoal.runtime.Runtime (cgroups); not landed yet")
 
 
 @dataclasses.dataclass
@@ -53,7 +45,7 @@ class Node:
 
         await self.handle.stop()
         self.handle = await run_node(self.client, self.settings, network=self.network, runtime=self.runtime,
-                                     images=self.images, **AGENT_OPTIONS, **AGENT_EXTRA, **kwargs)
+                                     images=self.images, **AGENT_OPTIONS, **kwargs)
 
     async def create_pod(self, pod: dict) -> dict:
         pod.setdefault("apiVersion", "v1")
@@ -96,7 +88,6 @@ class Node:
         return [e for e in items if e["involvedObject"].get("name") == name]
 
 
-AGENT_EXTRA: dict = {}
 AGENT_OPTIONS = {
     "backoff": None,  # filled below (import cost kept out of collection)
     "resync_seconds": 1.0,
@@ -161,22 +152,13 @@ async def node(tmp_path_factory: pytest.TempPathFactory):
     images = ImageStore(settings.images_dir)
     await asyncio.to_thread(images.bootstrap_busybox, "busybox")
     network = build_network(settings, netns_prefix)
-    extra: dict = {}
-    if RUNTIME_READY:
-        runtime = build_runtime(settings, cgroup_parent)
-    else:
-        from tests.node.standin_runtime import StandInRuntime, make_intent
-
-        runtime = StandInRuntime()
-        extra["make_intent"] = make_intent
-    AGENT_EXTRA.clear()
-    AGENT_EXTRA.update(extra)
+    runtime = build_runtime(settings, cgroup_parent)
     async with LocalClient.open(settings.store_path) as client:
         n = Node(settings, client, None, network, runtime, images, cgroup_parent, netns_prefix)
         try:
             await network.setup_host()
             n.handle = await run_node(client, settings, network=network, runtime=runtime, images=images,
-                                      **_agent_options(), **extra)
+                                      **_agent_options())
             yield n
         finally:
             if n.handle is not None:
@@ -226,5 +208,4 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15, 
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
-__all__ = ["Node", "busybox_pod", "container_status", "eventually", "init_status", "is_ready", "needs_runtime",
-           "waiting_reason", "os"]
+__all__ = ["Node", "busybox_pod", "container_status", "eventually", "init_status", "is_ready", "waiting_reason"]

@@ -18,7 +18,6 @@ from tests.node.conftest import (
     eventually,
     init_status,
     is_ready,
-    needs_runtime,
     waiting_reason,
 )
 
@@ -176,7 +175,6 @@ async def test_configmap_change_appears_in_mounted_file(node):
     await eventually(updated, what="ConfigMap update visible in the container")
 
 
-@needs_runtime
 async def test_memory_hog_is_oom_killed(node):
     pod = busybox_pod("hog", ["sh", "-c", "head -c 200m /dev/zero | tail"], restartPolicy="Never",
                       container={"resources": {"limits": {"memory": "32Mi"}}})
