@@ -25,7 +25,7 @@ from aiohttp import web
 from shoal import __version__
 from shoal.api import errors, kinds, printers
 from shoal.api.kinds import ResourceType
-from shoal.apiserver import openapi
+from shoal.apiserver import openapi, protobuf
 from shoal.apiserver.registry import Registry
 
 log = logging.getLogger("shoal.apiserver")
@@ -106,12 +106,12 @@ def _wants_table(request: web.Request) -> bool:
 
 
 def _check_media_type(ctype: str) -> None:
-    """JSON and YAML only. Protobuf/CBOR bodies get 415, which client-go answers by
-    falling back to JSON (kubectl sends protobuf first for built-in kinds)."""
-    if "protobuf" in ctype or "cbor" in ctype:
+    """JSON, YAML and Kubernetes protobuf (kubectl's typed commands send protobuf and do
+    not fall back to JSON). CBOR gets 415."""
+    if "cbor" in ctype or ("protobuf" in ctype and ctype != protobuf.MEDIA_TYPE):
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types "
-            f"include: application/json, application/yaml (got {ctype})"
+            f"include: application/json, application/yaml, {protobuf.MEDIA_TYPE} (got {ctype})"
         )
 
 
@@ -121,6 +121,8 @@ async def _read_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise errors.BadRequest("the request body is empty")
+    if ctype == protobuf.MEDIA_TYPE:
+        return protobuf.decode_body(raw)
     try:
         if "yaml" in ctype:
             return yaml.safe_load(raw)
@@ -329,7 +331,9 @@ class ApiServer:
         if method == "DELETE":
             opts: dict[str, Any] = {}
             raw = await request.read()
-            if raw:
+            if raw and request.content_type == protobuf.MEDIA_TYPE:
+                opts = protobuf.decode_body(raw)
+            elif raw:
                 try:
                     opts = json.loads(raw) or {}
                 except ValueError as exc:
