@@ -287,12 +287,18 @@ class NodeAgent:
             return
 
     async def forget_pod(self, worker: PodWorker, *, delete_object: bool) -> None:
-        self.workers.pop(worker.uid, None)
-        if delete_object and not getattr(worker, "deleted_from_api", False):
+        """Drop the worker; with delete_object, first remove the API object (grace 0), the
+        kubelet's last step of a graceful deletion. Raises if the API call fails, so the
+        worker retries. A pod re-created under the same name (another uid) is left alone."""
+        if delete_object and not worker.deleted_from_api:
             try:
-                await self.client.delete("pods", worker.namespace, worker.name, grace_period_seconds=0)
+                current = await self.client.get("pods", worker.namespace, worker.name)
+                if current["metadata"].get("uid") == worker.uid:
+                    await self.client.delete("pods", worker.namespace, worker.name, grace_period_seconds=0)
             except api_errors.NotFound:
                 pass
+        if self.workers.get(worker.uid) is worker:
+            del self.workers[worker.uid]
 
     def emit(self, pod: Obj, type_: str, reason: str, message: str, field_path: str | None = None) -> None:
         """Record an Event in the background (events never delay a pod)."""

@@ -385,3 +385,17 @@ async def test_image_change_restarts_the_container(node):
     assert any("definition changed" in e["message"] for e in await node.events("upgrade"))
     await node.client.delete("pods", "default", "upgrade")
     await node.wait_gone("upgrade")
+
+
+async def test_dying_sidecar_is_restarted_without_touching_the_app(node):
+    pod = busybox_pod("sidecar-dies", ["sleep", "3600"])
+    pod["spec"]["initContainers"] = [{"name": "helper", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                                      "restartPolicy": "Always", "command": ["sh", "-c", "sleep 1; exit 1"]}]
+    await node.create_pod(pod)
+    got = await node.wait_pod("sidecar-dies", lambda p: init_status(p, "helper").get("restartCount", 0) >= 2,
+                              timeout=20)
+    assert container_status(got)["restartCount"] == 0
+    assert "running" in container_status(got)["state"]
+    assert {c["type"]: c["status"] for c in got["status"]["conditions"]}["Initialized"] == "True"
+    await node.client.delete("pods", "default", "sidecar-dies")
+    await node.wait_gone("sidecar-dies")
