@@ -109,7 +109,7 @@ class Runtime:
                 argv = shim.conmon_argv(
                     self.paths, cid, runtime_binary=self.runtime_binary, log_path=log_path,
                     log_size_max=self.log_size_max, tty=intent.tty, stdin=intent.stdin, name=intent.name)
-                await shim.start_conmon(argv, self.paths.shim_log(cid))
+                await shim.start_conmon(argv, self.paths.shim_log(cid), self.paths.container(cid))
             except BaseException:
                 await self._remove_everything(cid)
                 raise
@@ -424,22 +424,39 @@ class Runtime:
             raise ContainerStateError(f"container {cid} is {st.state}, exec needs it running")
         proc_spec = self._exec_process(cid, args, tty=tty, env=env, user=user)
         proc_file = await asyncio.to_thread(self._write_process_file, cid, proc_spec)
-        argv = self.runc.argv("exec", "--process", str(proc_file), cid)
+        pid_file = proc_file.with_suffix(".pid")
+        argv = self.runc.argv("exec", "--process", str(proc_file), "--pid-file", str(pid_file), cid)
         try:
-            if tty:
-                return await self._exec_tty(argv, stdin, timeout)
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             try:
-                out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+                if tty:
+                    return await self._exec_tty(argv, stdin, timeout)
+                return await self._exec_pipes(argv, stdin, timeout)
             except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+                self._kill_pid_from(pid_file)  # the process inside, not only runc
                 raise ExecTimeout(f"exec {list(args)!r} in {cid} timed out after {timeout}s") from None
-            return proc.returncode or 0, out, err
         finally:
             proc_file.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
+
+    @staticmethod
+    def _kill_pid_from(pid_file: Path) -> None:
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal_mod.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+    async def _exec_pipes(self, argv: list[str], stdin: bytes | None,
+                          timeout: float | None) -> tuple[int, bytes, bytes]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return proc.returncode or 0, out, err
 
     async def _exec_tty(self, argv: list[str], stdin: bytes | None, timeout: float | None) -> tuple[int, bytes, bytes]:
         master, slave = pty.openpty()
@@ -470,7 +487,7 @@ class Runtime:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
-            raise ExecTimeout(f"exec timed out after {timeout}s") from None
+            raise
         finally:
             os.close(master)
         return code, out, b""

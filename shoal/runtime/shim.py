@@ -51,8 +51,12 @@ def conmon_argv(paths: RuntimePaths, cid: str, *, runtime_binary: str, log_path:
     return argv
 
 
-async def start_conmon(argv: list[str], shim_log: Path, timeout: float = SYNC_TIMEOUT_S) -> int:
-    """Run conmon, wait for `runc create` to finish; the container's init pid."""
+async def start_conmon(argv: list[str], shim_log: Path, cwd: Path, timeout: float = SYNC_TIMEOUT_S) -> int:
+    """Run conmon in `cwd`, wait for `runc create` to finish; the container's init pid.
+
+    conmon also writes an `oom` file into its working directory (a legacy of CRI-O's
+    layout), so `cwd` must be the container's own directory.
+    """
     read_fd, write_fd = os.pipe()
     os.set_inheritable(write_fd, True)
     try:
@@ -65,6 +69,7 @@ async def start_conmon(argv: list[str], shim_log: Path, timeout: float = SYNC_TI
                 pass_fds=(write_fd,),
                 env={**os.environ, "_OCI_SYNCPIPE": str(write_fd)},
                 start_new_session=True,
+                cwd=cwd,
             )
         os.close(write_fd)
         write_fd = -1

@@ -74,6 +74,7 @@ async def test_memory_limit_oom_kill_is_reported(runtime: Runtime, busybox_rootf
     limit = Path(f"/sys/fs/cgroup/memory/{runtime.cgroup_parent}/oom/memory.limit_in_bytes")
     st = await runtime.wait(cid, timeout=60)
     assert st.oom_killed and st.reason == "OOMKilled", st
+    assert runtime.paths.oom(cid).exists() and not (Path.cwd() / "oom").exists()  # conmon's marker stays inside
     assert int(limit.read_text()) == 32 << 20  # the cgroup stays until delete
 
 
@@ -191,3 +192,14 @@ async def test_conmon_caps_log_size(tmp_path: Path, cgroup_parent: str, busybox_
 
 async def _collect(lines) -> list[str]:
     return [line.text async for line in lines]
+
+
+async def test_exec_timeout_kills_the_process_inside(runtime: Runtime, busybox_rootfs: Path) -> None:
+    from shoal.runtime import ExecTimeout
+
+    cid = await runtime.run(sh(busybox_rootfs, "slowexec", "sleep 300"))
+    with pytest.raises(ExecTimeout):
+        await runtime.exec(cid, ["sleep", "123"], timeout=0.5)
+    await asyncio.sleep(0.2)
+    code, out, _ = await runtime.exec(cid, ["ps", "-o", "args"], timeout=30)
+    assert b"sleep 123" not in out, out
