@@ -79,7 +79,12 @@ async def test_memory_limit_oom_kill_is_reported(runtime: Runtime, busybox_rootf
 
 
 async def test_pids_limit_stops_a_fork_bomb(runtime: Runtime, busybox_rootfs: Path) -> None:
-    cid = await runtime.run(sh(busybox_rootfs, "pids", "sleep 300", resources=Resources(pids_limit=10)))
+    limits = Resources(pids_limit=10, cpu_limit_millicores=250, cpu_request_millicores=100)
+    cid = await runtime.run(sh(busybox_rootfs, "pids", "sleep 300", resources=limits))
+    cpu = Path(f"/sys/fs/cgroup/cpu/{runtime.cgroup_parent}/{cid}")
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "25000"
+    assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    assert (cpu / "cpu.shares").read_text().strip() == "102"
     code, out, err = await runtime.exec(cid, ["sh", "-c", "for i in $(seq 50); do sleep 300 >/dev/null 2>&1 & done; echo spawned-all"],
                                         timeout=60)
     assert code != 0 and b"spawned-all" not in out and b"can't fork" in err, (code, out, err)
@@ -203,3 +208,14 @@ async def test_exec_timeout_kills_the_process_inside(runtime: Runtime, busybox_r
     await asyncio.sleep(0.2)
     code, out, _ = await runtime.exec(cid, ["ps", "-o", "args"], timeout=30)
     assert b"sleep 123" not in out, out
+
+
+async def test_kill_delivers_a_signal(runtime: Runtime, busybox_rootfs: Path) -> None:
+    cid = await runtime.run(sh(busybox_rootfs, "killme", "trap 'echo hup' HUP; echo ready; while true; do sleep 0.1; done"))
+    await _until_logged(runtime, cid, "ready")
+    await runtime.kill(cid, "HUP")
+    await _until_logged(runtime, cid, "hup")
+    await runtime.kill(cid, 9)
+    assert (await runtime.wait(cid, timeout=30)).exit_code == 137
+    with pytest.raises(ContainerStateError):
+        await runtime.kill(cid, "TERM")
