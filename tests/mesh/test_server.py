@@ -255,3 +255,24 @@ async def test_proxies_of_deleted_pods_are_forgotten(plane):
         if server.proxy_status(envoy.node_id) is None:
             break
     assert server.proxy_status(envoy.node_id) is None
+
+
+async def test_a_burst_of_changes_is_one_push(plane):
+    source, server, connect, _ = plane
+    envoy = await connect("client")
+    await subscribe_all(envoy)
+    for i in range(10):
+        source.put(*pod(f"web-{i + 10}", f"10.0.1.{i + 2}", {"app": "web"}, sa="web",
+                        ports=[("http", 8080)]))
+        await asyncio.sleep(0.001)
+    response = await envoy.next()
+    assert SHORT[response.type_url] == "EDS"
+    envoy.ack(response)
+    pushes = 1
+    while not await envoy.quiet(0.3):
+        pushes += 1
+    # leading edge + one trailing merge at most, never one push per change
+    assert pushes <= 2
+    state = server.control.cache.get(envoy.node_id)
+    cla = state.get(protos.ENDPOINT)["outbound|80||web.default.svc.cluster.local"]
+    assert len(cla.endpoints[0].lb_endpoints) == 11
