@@ -38,7 +38,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
         await asyncio.sleep(interval)
 
 
-class TestKubelet:
+class KubeletStandIn:
     """Plays the node agent: writes pod status and completes graceful deletions."""
 
     def __init__(self, client: Any) -> None:
@@ -126,7 +126,7 @@ async def cluster(api, tmp_path):
     settings = Settings(state_dir=tmp_path, node_name=NODE)
     await ensure_namespaces(api)
     manager = build_manager(api, settings, FAST)
-    kubelet = TestKubelet(api)
+    kubelet = KubeletStandIn(api)
     await manager.start()
     kubelet.start()
     try:
