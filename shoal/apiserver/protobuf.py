@@ -12,8 +12,11 @@ after the HTTP layer sees one shape:
 - int64 are numbers, `IntOrString` an int or a str, `Quantity` its string,
   `Time` RFC 3339 in seconds, `MicroTime` RFC 3339 with microseconds, `[]byte` base64,
   `FieldsV1` and `RawExtension` the embedded JSON object;
-- Go pointers (`POINTER_FIELDS`, from gogoproto's nullable hint) appear when they are on
-  the wire, zero or not (`replicas: 0`, `automountServiceAccountToken: false`); Go values
+- embedded structs tagged `json:",inline"` (`Volume.volumeSource`, `Probe.handler`,
+  `LocalObjectReference` in key selectors; `go_fields.INLINE_FIELDS`) put their fields
+  in the parent object;
+- Go pointers (`go_fields.POINTER_FIELDS`, from gogoproto's nullable hint) appear when
+  they are on the wire, zero or not (`replicas: 0`, `automountServiceAccountToken: false`); Go values
   follow `omitempty`: zero scalars, empty lists and maps are left out, structs are always
   rendered (`"status": {}`), a zero Time is left out (Go renders it `null`);
 - fields this schema does not know are dropped, as a Kubernetes API server of the same
@@ -42,7 +45,7 @@ from shoal.apiserver.k8sproto import (
     apps_v1_pb2,
     autoscaling_v1_pb2,
     core_v1_pb2,
-    go_pointers,
+    go_fields,
     intstr_pb2,
     meta_v1_pb2,
     resource_pb2,
@@ -150,12 +153,14 @@ def message_to_dict(msg: _message.Message) -> dict[str, Any]:
             if items:
                 out[name] = [_value(field, item) for item in items]
             continue
-        pointer = field.full_name in go_pointers.POINTER_FIELDS
+        pointer = field.full_name in go_fields.POINTER_FIELDS
         present = msg.HasField(name)
         if pointer and not present:
             continue
         value = getattr(msg, name)
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.full_name in go_fields.INLINE_FIELDS:
+            out.update(message_to_dict(value))
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
             rendered = _value(field, value)
             if rendered is not None:
                 out[name] = rendered
@@ -255,11 +260,17 @@ def dict_to_message(data: dict[str, Any], msg: _message.Message, path: str) -> N
     if not isinstance(data, dict):
         raise MalformedBody(f"{path or '<root>'}: expected an object, got {type(data).__name__}")
     fields = msg.DESCRIPTOR.fields_by_name
+    inline = [f for f in msg.DESCRIPTOR.fields if f.full_name in go_fields.INLINE_FIELDS]
+    inlined: dict[str, dict[str, Any]] = {}
     for name, value in data.items():
         where = f"{path}.{name}" if path else name
         field = fields.get(name)
-        if field is None:
-            raise MalformedBody(f"{where}: unknown field in {msg.DESCRIPTOR.name}")
+        if field is None or field in inline:
+            owner = next((f for f in inline if _accepts(f.message_type, name)), None)
+            if owner is None:
+                raise MalformedBody(f"{where}: unknown field in {msg.DESCRIPTOR.name}")
+            inlined.setdefault(owner.name, {})[name] = value
+            continue
         if value is None:
             continue
         if _is_map(field):
@@ -287,6 +298,18 @@ def dict_to_message(data: dict[str, Any], msg: _message.Message, path: str) -> N
             _fill(field, value, sub, where)
         else:
             setattr(msg, name, _scalar(field, value, where))
+    for name, part in inlined.items():
+        sub = getattr(msg, name)
+        sub.SetInParent()
+        dict_to_message(part, sub, path)
+
+
+def _accepts(desc: Descriptor, name: str) -> bool:
+    """Whether JSON key `name` belongs to `desc`, directly or through its inline fields."""
+    if name in desc.fields_by_name:
+        return desc.fields_by_name[name].full_name not in go_fields.INLINE_FIELDS
+    return any(_accepts(f.message_type, name) for f in desc.fields
+               if f.full_name in go_fields.INLINE_FIELDS)
 
 
 def _fill(field: FieldDescriptor, value: Any, sub: _message.Message, where: str) -> None:
