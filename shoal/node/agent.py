@@ -82,7 +82,7 @@ class NodeAgent:
 
     async def start(self) -> None:
         for st in await self.runtime.list():
-            self._index(getattr(st, "id", ""), add=True)
+            self._index(st.id, add=True)
         pods, revision = await self.client.list("pods", None, field_selector=self._selector())
         await self._remove_orphans({p["metadata"]["uid"] for p in pods})
         for pod in pods:

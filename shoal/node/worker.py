@@ -185,16 +185,14 @@ class PodWorker:
     async def observe(self) -> dict[str, list[Observed]]:
         """Runtime containers of this pod by container name, newest instance first."""
         out: dict[str, list[Observed]] = {}
-        for st in await self.agent.containers_of(self.uid):
-            cid = getattr(st, "id", None) or getattr(st, "container_id", "")
-            key = paths.parse_container_id(cid)
+        for st in await self.agent.containers_of(self.uid):  # shoal.runtime.ContainerStatus
+            key = paths.parse_container_id(st.id)
             if key is None or key.pod_uid != paths.uid_part(self.uid):
                 continue
             out.setdefault(key.container, []).append(Observed(
-                index=key.restart_count, container_id=cid, state=getattr(st, "state", "unknown"),
-                exit_code=getattr(st, "exit_code", None), started_at=getattr(st, "started_at", None),
-                finished_at=getattr(st, "finished_at", None), oom_killed=bool(getattr(st, "oom_killed", False)),
-                reason=getattr(st, "reason", "") or "", labels=dict(getattr(st, "labels", None) or {}),
+                index=key.restart_count, container_id=st.id, state=st.state, exit_code=st.exit_code,
+                started_at=st.started_at, finished_at=st.finished_at, oom_killed=bool(st.oom_killed),
+                reason=st.reason or "", labels=dict(st.labels or {}),
             ))
         for lst in out.values():
             lst.sort(key=lambda o: o.index, reverse=True)
@@ -299,8 +297,12 @@ class PodWorker:
     # -- one container ---------------------------------------------------------------------
 
     def _base_view(self, c: Obj, insts: list[Observed], sidecar: bool) -> status.ContainerView:
-        view = status.ContainerView(name=c["name"], image=c.get("image", ""),
-                                    image_id=self.image_ids.get(c["name"], ""), sidecar=sidecar)
+        image_id = self.image_ids.get(c["name"])
+        if image_id is None:  # adopted: the image resolved when the container was made
+            st = self.pod.get("status") or {}
+            image_id = next((cs.get("imageID", "") for cs in (st.get("containerStatuses") or [])
+                             + (st.get("initContainerStatuses") or []) if cs.get("name") == c["name"]), "")
+        view = status.ContainerView(name=c["name"], image=c.get("image", ""), image_id=image_id, sidecar=sidecar)
         if insts:
             view.restart_count = insts[0].index
             if len(insts) > 1 and insts[1].state == "exited":

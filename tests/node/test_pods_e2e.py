@@ -276,6 +276,7 @@ async def test_agent_restart_adopts_running_pods(node):
         await asyncio.sleep(0.1)
     got = await node.wait_pod("survivor", is_ready)
     after = container_status(got)
+    assert after == before  # nothing in the container's status changed, imageID included
     assert (after["containerID"], after["restartCount"]) == (before["containerID"], before["restartCount"])
     assert after["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
 
