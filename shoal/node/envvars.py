@@ -47,6 +47,11 @@ def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
             configmaps.add(vol["configMap"]["name"])
         if vol.get("secret"):
             secrets.add(vol["secret"]["secretName"])
+        for src in (vol.get("projected") or {}).get("sources") or []:
+            if src.get("configMap"):
+                configmaps.add(src["configMap"]["name"])
+            if src.get("secret"):
+                secrets.add(src["secret"]["name"])
     return configmaps, secrets
 
 

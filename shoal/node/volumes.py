@@ -1,4 +1,5 @@
-"""Pod volumes on the host: configMap/secret projections, emptyDir, hostPath, PVCs.
+"""Pod volumes on the host: configMap/secret/downwardAPI/projected files, emptyDir,
+hostPath, PVCs.
 
 ConfigMap and Secret volumes use the kubelet's atomic writer: the files live in a
 timestamped directory `..<time>`, a symlink `..data` points at it, and each top-level
@@ -54,6 +55,53 @@ def projected_files(source: Obj, obj: Obj | None, kind: str, name: str) -> dict[
             raise VolumeError(f"configmap references non-existent config key: {key}" if kind == "ConfigMap"
                               else f"references non-existent secret key: {key}")
         out[item.get("path") or key] = (data[key], int(item.get("mode", mode)))
+    return out
+
+
+def downward_files(source: Obj, pod: Obj, default_mode: int) -> dict[str, tuple[bytes, int]]:
+    """{path: (content, mode)} of a downwardAPI volume source (pure): metadata fields,
+    labels/annotations (as `key="value"` lines when the whole map is asked for)."""
+    out: dict[str, tuple[bytes, int]] = {}
+    containers = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
+    for item in source.get("items") or []:
+        mode = int(item.get("mode", default_mode))
+        if item.get("fieldRef"):
+            path = item["fieldRef"]["fieldPath"]
+            meta = pod.get("metadata") or {}
+            if path in ("metadata.labels", "metadata.annotations"):
+                values = meta.get(path.split(".")[1]) or {}
+                text = "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
+            else:
+                try:
+                    text = envvars.field_value(pod, path, None)
+                except envvars.ContainerConfigError as exc:
+                    raise VolumeError(str(exc)) from None
+        elif item.get("resourceFieldRef"):
+            ref = item["resourceFieldRef"]
+            container = containers.get(ref.get("containerName") or "", {})
+            text = envvars.resource_value(container, ref)
+        else:
+            raise VolumeError(f"downwardAPI item {item.get('path')!r}: needs fieldRef or resourceFieldRef")
+        out[item["path"]] = (text.encode(), mode)
+    return out
+
+
+def projected(source: Obj, pod: Obj, *, configmaps: Mapping[str, Obj | None],
+              secrets: Mapping[str, Obj | None]) -> dict[str, tuple[bytes, int]]:
+    """{path: (content, mode)} of a projected volume (pure): its configMap, secret and
+    downwardAPI sources merged. serviceAccountToken sources are not served: shoal has no
+    token issuer for workloads, and the API token is never handed to pods."""
+    mode = int(source.get("defaultMode", 0o644))
+    out: dict[str, tuple[bytes, int]] = {}
+    for src in source.get("sources") or []:
+        if src.get("configMap"):
+            cm = src["configMap"]
+            out.update(projected_files({**cm, "defaultMode": mode}, configmaps.get(cm["name"]), "ConfigMap", cm["name"]))
+        elif src.get("secret"):
+            sec = src["secret"]
+            out.update(projected_files({**sec, "defaultMode": mode}, secrets.get(sec["name"]), "Secret", sec["name"]))
+        elif src.get("downwardAPI"):
+            out.update(downward_files(src["downwardAPI"], pod, mode))
     return out
 
 
@@ -129,6 +177,13 @@ def setup_volume(
     if volume.get("secret") is not None:
         src = volume["secret"]
         write_atomic(target, projected_files(src, secrets.get(src["secretName"]), "Secret", src["secretName"]))
+        return target
+    if volume.get("downwardAPI") is not None:
+        src = volume["downwardAPI"]
+        write_atomic(target, downward_files(src, pod, int(src.get("defaultMode", 0o644))))
+        return target
+    if volume.get("projected") is not None:
+        write_atomic(target, projected(volume["projected"], pod, configmaps=configmaps, secrets=secrets))
         return target
     if volume.get("emptyDir") is not None:
         src = volume["emptyDir"] or {}

@@ -33,3 +33,28 @@ def test_projection_items_and_missing_key():
     with pytest.raises(VolumeError, match='configmap "cfg" not found'):
         volumes.projected_files({}, None, "ConfigMap", "cfg")
     assert volumes.projected_files({"optional": True}, None, "ConfigMap", "cfg") == {}
+
+
+POD = {"metadata": {"name": "web", "namespace": "shop", "uid": "u1", "labels": {"app": "web", "tier": "front"}},
+       "spec": {"containers": [{"name": "app", "resources": {"limits": {"memory": "64Mi"}}}]}}
+
+
+def test_downward_api_files():
+    files = volumes.downward_files({"items": [
+        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "mem", "resourceFieldRef": {"containerName": "app", "resource": "limits.memory", "divisor": "1Mi"}},
+    ]}, POD, 0o644)
+    assert files == {"name": (b"web", 0o644), "labels": (b'app="web"\ntier="front"', 0o644), "mem": (b"64", 0o644)}
+
+
+def test_projected_merges_sources_and_skips_tokens():
+    cm = {"kind": "ConfigMap", "data": {"ca.crt": "CERT"}}
+    secret = {"kind": "Secret", "type": "Opaque", "data": {"k": "dg=="}}
+    files = volumes.projected({"defaultMode": 0o440, "sources": [
+        {"serviceAccountToken": {"path": "token"}},
+        {"configMap": {"name": "root-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"secret": {"name": "s"}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+    ]}, POD, configmaps={"root-ca": cm}, secrets={"s": secret})
+    assert files == {"ca.crt": (b"CERT", 0o440), "k": (b"v", 0o440), "namespace": (b"shop", 0o440)}
