@@ -316,6 +316,8 @@ class XdsServer:
         self._servers.clear()
 
     def status(self) -> list[ProxyStatus]:
+        for node in set(self._acks) - set(self.control.proxies):
+            del self._acks[node]  # forgotten proxies (pod deleted)
         result = []
         for node, record in sorted(self.control.proxies.items()):
             acks = self._acks.get(node, _Acks())

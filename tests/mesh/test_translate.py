@@ -105,6 +105,12 @@ def test_endpoints_are_ready_pods_and_only_sidecar_pods_get_mtls():
     assert "metadata" not in eps["10.0.0.4"]
 
 
+def test_endpoints_with_mtls_disabled_are_reached_in_plaintext():
+    state = cluster(peer_auth("web", "default", selector={"app": "web"}, ports={8080: "DISABLE"}))
+    cla = as_dict(resources_for(state), protos.ENDPOINT, "outbound|80||web.default.svc.cluster.local")
+    assert all("metadata" not in e for e in cla["endpoints"][0]["lb_endpoints"])
+
+
 def test_endpoints_object_wins_over_selector():
     eps = ("endpoints", {"metadata": {"name": "web", "namespace": "default"}, "subsets": [{
         "addresses": [{"ip": "10.0.0.3", "targetRef": {"kind": "Pod", "name": "web-1"}}],

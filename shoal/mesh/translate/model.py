@@ -12,7 +12,8 @@ Endpoints come from the service's Endpoints object when there is one (what the
 endpoints controller writes); without one, from the ready pods the selector matches
 (so the mesh works before an endpoints controller exists). An endpoint is "meshed"
 (reached over mTLS) when its pod carries a sidecar: the `sidecar.istio.io/status`
-annotation the injector writes or a container named `istio-proxy`.
+annotation the injector writes or a container named `istio-proxy`, and its
+PeerAuthentication does not DISABLE mTLS on that port (Istio's auto-mTLS).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ENDPOINTS, PODS, SERVICES, ClusterState
 from shoal.mesh.translate import names
+from shoal.mesh.translate.peerauth import DISABLE, effective_mtls
 
 Obj = dict[str, Any]
 
@@ -230,7 +232,7 @@ def mesh_services(state: ClusterState, mesh: MeshConfig) -> list[MeshService]:
         selected = [pod for pod in pods_by_ns.get(ns, ())
                     if selects(selector, pod["metadata"].get("labels") or {})]
         by_ip = by_ip_ns.get(ns, {})
-        endpoints = _endpoints(state, svc, ports, selected, by_ip)
+        endpoints = _endpoints(state, mesh, svc, ports, selected, by_ip)
         accounts = sorted({
             f"spiffe://{mesh.trust_domain}/ns/{ns}/sa/"
             f"{pod['spec'].get('serviceAccountName') or 'default'}"
@@ -262,12 +264,20 @@ def _endpoint_pods(state: ClusterState, svc: Obj, selected: list[Obj],
 
 
 def _endpoints(
-    state: ClusterState, svc: Obj, ports: tuple[ServicePort, ...], selected: list[Obj],
+    state: ClusterState, mesh: MeshConfig, svc: Obj, ports: tuple[ServicePort, ...], selected: list[Obj],
     by_ip: dict[str | None, Obj],
 ) -> dict[int, tuple[Endpoint, ...]]:
     ns = svc["metadata"].get("namespace", "default")
     eps = state.get(ENDPOINTS, ns, svc["metadata"]["name"])
     result: dict[int, set[Endpoint]] = {p.port: set() for p in ports}
+
+    def meshed(pod: Obj | None, port: int) -> bool:
+        # mTLS only to a sidecar that accepts it on that port (Istio's auto-mTLS also
+        # honours the server's PeerAuthentication DISABLE)
+        if pod is None or not has_sidecar(pod):
+            return False
+        labels = pod["metadata"].get("labels") or {}
+        return effective_mtls(state, mesh, ns, labels).for_port(port) != DISABLE
     if eps is not None:
         for subset in eps.get("subsets") or []:
             for sp in ports:
@@ -276,8 +286,7 @@ def _endpoints(
                     continue
                 for addr in subset.get("addresses") or []:
                     pod = by_ip.get(addr.get("ip"))
-                    meshed = pod is not None and has_sidecar(pod)
-                    result[sp.port].add(Endpoint(addr["ip"], number, meshed))
+                    result[sp.port].add(Endpoint(addr["ip"], number, meshed(pod, number)))
     else:
         for pod in selected:
             ip = pod_ip(pod)
@@ -286,7 +295,7 @@ def _endpoints(
             for sp in ports:
                 number = _resolve_target(sp.target_port, pod)
                 if number is not None:
-                    result[sp.port].add(Endpoint(ip, number, has_sidecar(pod)))
+                    result[sp.port].add(Endpoint(ip, number, meshed(pod, number)))
     return {port: tuple(sorted(eps_, key=lambda e: (e.ip, e.port)))
             for port, eps_ in result.items()}
 
