@@ -5,9 +5,11 @@ root, so they see (and may stop) every container there, including the node agent
 Images come from `shoal.images.ImageStore`; each `run` gets its own overlay snapshot,
 keyed by the container id and removed with the container.
 
-Names: `logs` and `exec` find their target through `RESOLVERS`, tried in order; the
-built-in one matches a container id, a --name, or a unique id prefix. Another layer
-(the node agent's pod lookup) plugs in with `register_resolver`.
+Names: `logs` and `exec` turn what the user typed into a `Lookup` (name, -c, -n,
+--previous) and ask `RESOLVERS` in order for a `Target` (container id, log file); the
+built-in one matches a container id, a --name, or a unique id prefix, and declines pod
+syntax (-c/-n). The node agent's pod lookup plugs in with `register_resolver`
+(`shoal.node.access.resolve_container` already returns the (id, log path) pair).
 """
 
 from __future__ import annotations
@@ -45,41 +47,61 @@ class Target:
     log_path: Path
 
 
-Resolver = Callable[[click.Context, Runtime, str], Awaitable["Target | None"]]
+@dataclass(frozen=True)
+class Lookup:
+    """What the user named: `shoal logs [-n NS] [-c CONTAINER] [-p] NAME`."""
+
+    name: str
+    container: str | None = None
+    namespace: str | None = None
+    previous: bool = False
 
 
-async def resolve_local_container(ctx: click.Context, rt: Runtime, name: str) -> Target | None:
+Resolver = Callable[[click.Context, Runtime, Lookup], Awaitable["Target | None"]]
+"""Returns the target, None when the name is not its kind, or raises ClickException."""
+
+
+async def resolve_local_container(ctx: click.Context, rt: Runtime, lookup: Lookup) -> Target | None:
     """A container under the runtime root by id, --name, or unique id prefix."""
+    if lookup.container or lookup.namespace:
+        return None  # pod syntax: not a plain container
     statuses = await rt.list()
-    for match in (lambda s: s.id == name, lambda s: s.name == name):
-        found = [s for s in statuses if match(s)]
-        if len(found) == 1:
-            return Target(found[0].id, rt.log_path(found[0].id))
-    prefixed = [s for s in statuses if s.id.startswith(name)]
-    if len(prefixed) > 1:
-        raise click.ClickException(f"{name!r} matches {len(prefixed)} containers; give more of the id")
-    if prefixed:
-        return Target(prefixed[0].id, rt.log_path(prefixed[0].id))
-    return None
+    found = [s for s in statuses if s.id == lookup.name] or [s for s in statuses if s.name == lookup.name]
+    if not found:
+        found = [s for s in statuses if s.id.startswith(lookup.name)]
+        if len(found) > 1:
+            raise click.ClickException(f"{lookup.name!r} matches {len(found)} containers; give more of the id")
+    if len(found) != 1:
+        return None
+    cid = found[0].id
+    if lookup.previous:
+        previous = rt.log_path(cid).with_name(rt.log_path(cid).name + ".previous")
+        if not previous.exists():
+            raise click.ClickException(f"container {lookup.name}: no previous log")
+        return Target(None, previous)
+    return Target(cid, rt.log_path(cid))
 
 
 RESOLVERS: list[Resolver] = [resolve_local_container]
 
 
 def register_resolver(resolver: Resolver, *, first: bool = False) -> None:
-    """Add a lookup (e.g. pods); `first` lets it win over plain container names."""
+    """Add a lookup (e.g. the node agent's pods); `first` lets it win over container names."""
     if first:
         RESOLVERS.insert(0, resolver)
     else:
         RESOLVERS.append(resolver)
 
 
-async def resolve(ctx: click.Context, rt: Runtime, name: str) -> Target:
+async def resolve(ctx: click.Context, rt: Runtime, lookup: Lookup | str) -> Target:
+    lookup = Lookup(lookup) if isinstance(lookup, str) else lookup
     for resolver in RESOLVERS:
-        target = await resolver(ctx, rt, name)
+        target = await resolver(ctx, rt, lookup)
         if target is not None:
             return target
-    raise click.ClickException(f"no such container: {name}")
+    if lookup.container or lookup.namespace:
+        raise click.ClickException(f"no pod lookup for {lookup.name} (-c/-n need the node agent's resolver)")
+    raise click.ClickException(f"no such container: {lookup.name}")
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -326,17 +348,20 @@ def rm(ctx: click.Context, force: bool, containers: tuple[str, ...]) -> None:
 @click.option("--tail", type=int, default=None, help="Only the last N lines.")
 @click.option("--since", default=None, help="Only lines newer than a duration (10m) or an RFC3339 time.")
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its time.")
+@click.option("-p", "--previous", is_flag=True, help="The previous instance's log (pods: the last restart).")
+@click.option("-c", "--container", "in_container", default=None, help="Container of a pod (with a pod name).")
+@click.option("-n", "--namespace", default=None, help="Namespace of a pod.")
 @click.argument("container")
 @click.pass_context
 @_errors
-def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, timestamps: bool,
-         container: str) -> None:
+def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, timestamps: bool, previous: bool,
+         in_container: str | None, namespace: str | None, container: str) -> None:
     """Print a container's logs (stdout to stdout, stderr to stderr)."""
     rt = _runtime(ctx)
     since_time = parse_since(since) if since else None
 
     async def main() -> None:
-        target = await resolve(ctx, rt, container)
+        target = await resolve(ctx, rt, Lookup(container, in_container, namespace, previous))
         await _print_logs(rt, target, follow=follow, tail=tail, since=since_time, timestamps=timestamps)
 
     try:
@@ -350,15 +375,17 @@ def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, 
 @click.option("-t", "--tty", is_flag=True, help="Allocate a terminal (needs one on this side).")
 @click.option("-e", "--env", "env", multiple=True, help="K=V, repeatable.")
 @click.option("-u", "--user", default=None, help="uid[:gid] or name[:group].")
+@click.option("-c", "--container", "in_container", default=None, help="Container of a pod (with a pod name).")
+@click.option("-n", "--namespace", default=None, help="Namespace of a pod.")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 @_errors
 def exec_(ctx: click.Context, interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
-          container: str, command: tuple[str, ...]) -> None:
+          in_container: str | None, namespace: str | None, container: str, command: tuple[str, ...]) -> None:
     """Run COMMAND in a running container; exits with its exit code."""
     rt = _runtime(ctx)
-    target = asyncio.run(resolve(ctx, rt, container))
+    target = asyncio.run(resolve(ctx, rt, Lookup(container, in_container, namespace)))
     if target.container_id is None:
         raise click.ClickException(f"{container}: not running")
     st = asyncio.run(rt.status(target.container_id))

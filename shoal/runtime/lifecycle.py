@@ -348,6 +348,7 @@ class Runtime:
                 except asyncio.TimeoutError:
                     pass
             await self._remove_everything(cid)
+        self._locks.pop(cid, None)
 
     async def _remove_everything(self, cid: str) -> None:
         """Best effort, for delete and for a failed create."""
@@ -373,7 +374,6 @@ class Runtime:
         sock = self.paths.sockets / cid
         if sock.is_symlink() or sock.exists():
             sock.unlink(missing_ok=True)
-        self._locks.pop(cid, None) if not self._lock(cid).locked() else None
 
     async def cleanup_all(self) -> None:
         """Kill and delete every container under root; remove the cgroup parent."""
