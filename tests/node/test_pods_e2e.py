@@ -143,9 +143,15 @@ async def test_pvc_data_survives_pod_replacement(node):
     pvc = await node.client.get("persistentvolumeclaims", "default", "data")
     directory = paths.claim_dir(node.settings, pvc)
     assert (directory / "file").read_text() == "kept\n"
-    await node.client.delete("pods", "default", "reader")
-    await node.wait_gone("reader")
+    # deleting the claim while a running pod uses it keeps the data until the pod is gone
+    await node.create_pod(busybox_pod("holder", ["sleep", "3600"], **{**volume, "restartPolicy": "Always"}))
+    await node.wait_pod("holder", lambda p: container_status(p).get("state", {}).get("running"))
     await node.client.delete("persistentvolumeclaims", "default", "data")
+    await asyncio.sleep(1.5)
+    assert (directory / "file").exists()
+    await node.client.delete("pods", "default", "reader")
+    await node.client.delete("pods", "default", "holder")
+    await node.wait_gone("holder")
 
     async def removed() -> bool:
         return not directory.exists()
