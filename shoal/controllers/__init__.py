@@ -10,7 +10,7 @@ The daemon starts them all with::
 `run_controllers` creates the `default` and `kube-system` namespaces if missing, builds
 one `engine.Manager` (shared informers/caches), adds every controller — deployment,
 replicaset, garbage collector (one per collected resource), namespace, endpoints,
-scheduler — starts the informers, waits for their caches to sync, then starts the
+scheduler, event expiry — starts the informers, waits for their caches to sync, then starts the
 controllers, and returns the running manager.
 
 Modules (each opens with its design and concurrency rules):
@@ -24,6 +24,7 @@ Modules (each opens with its design and concurrency rules):
 - `endpoints`   EndpointsController and the pure `build_subsets`
 - `scheduler`   Scheduler (binds pods to Settings.node_name)
 - `events`      EventRecorder (used by the node agent too)
+- `eventttl`    EventTTL (deletes Events older than an hour)
 - `rollout`, `pods`  pure math: maxSurge/maxUnavailable, status, pod ranking
 """
 
@@ -39,6 +40,7 @@ from shoal.controllers.deployment import (DeploymentController, RollbackResult, 
 from shoal.controllers.endpoints import EndpointsController
 from shoal.controllers.errors import ControllerError, RevisionNotFound
 from shoal.controllers.events import EventRecorder
+from shoal.controllers.eventttl import EventTTL
 from shoal.controllers.gc import GarbageCollector
 from shoal.controllers.namespace import NamespaceController, ensure_namespaces
 from shoal.controllers.replicaset import ReplicaSetController
@@ -57,6 +59,10 @@ class ControllerOptions:
     """Seconds between checks while a terminating namespace empties."""
     informer_retry: float = 1.0
     """Seconds an informer waits before relisting after an unexpected error."""
+    event_ttl: float = 3600.0
+    """Seconds an Event is kept after it was last seen (Kubernetes: one hour)."""
+    event_sweep_interval: float = 300.0
+    """Seconds between sweeps for expired Events."""
 
 
 def build_manager(client: ApiClient, settings: Settings,
@@ -72,6 +78,8 @@ def build_manager(client: ApiClient, settings: Settings,
                             ca_cert=settings.pki_dir / "ca.crt").controller(),
         EndpointsController(manager, EventRecorder(client, "endpoint-controller")).controller(),
         Scheduler(manager, EventRecorder(client, "default-scheduler"), node).controller(),
+        EventTTL(manager, ttl=options.event_ttl,
+                 interval=options.event_sweep_interval).controller(),
         *GarbageCollector(manager).controllers(),
     ]
     for controller in controllers:

@@ -506,8 +506,11 @@ class Controller:
         *,
         workers: int = 1,
         rate_limiter: RateLimiter | None = None,
+        initial: Iterable[Request] = (),
     ) -> None:
         self.name = name
+        self.initial = list(initial)
+        """Keys queued when the controller starts (periodic jobs without watches)."""
         self.reconcile = reconcile
         self.watches = list(watches)
         self.workers = workers
@@ -527,6 +530,8 @@ class Controller:
         return handle
 
     async def run(self) -> None:
+        for request in self.initial:
+            self.queue.add(request)
         workers = [asyncio.create_task(self._work(), name=f"{self.name}-worker-{i}")
                    for i in range(self.workers)]
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from shoal.controllers import endpoints as ep, pods as podutil
+from shoal.controllers.engine import Request
 from shoal.controllers.events import EventRecorder
 from tests.controllers.conftest import NODE, deployment, eventually, patch
 
@@ -197,3 +198,22 @@ def test_publish_not_ready_and_no_selector():
     assert subsets[0]["ports"] == [{"port": 80, "protocol": "TCP"}]
     assert ep.service_selector({"spec": {"selector": {}}}) is None
     assert not ep.selects({"spec": {}}, {"app": "x"})
+
+
+async def test_event_ttl_deletes_only_expired_events(api):
+    from shoal.controllers.engine import Manager
+    from shoal.controllers.eventttl import EventTTL
+
+    pod = await api.create("pods", {"apiVersion": "v1", "kind": "Pod",
+                                    "metadata": {"name": "p", "namespace": "default"},
+                                    "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    now = 2_000_000_000.0
+    old = EventRecorder(api, "kubelet", clock=lambda: now - 7200)
+    new = EventRecorder(api, "kubelet", clock=lambda: now - 60)
+    await old.event(pod, "Normal", "Pulled", "old news")
+    await new.event(pod, "Normal", "Started", "recent")
+    ttl = EventTTL(Manager(api), ttl=3600, interval=5, clock=lambda: now)
+    result = await ttl.reconcile(Request(None, "sweep"))
+    assert result.requeue_after == 5
+    events, _ = await api.list("events", "default")
+    assert [e["reason"] for e in events] == ["Started"]
