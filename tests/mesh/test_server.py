@@ -261,18 +261,50 @@ async def test_a_burst_of_changes_is_one_push(plane):
     source, server, connect, _ = plane
     envoy = await connect("client")
     await subscribe_all(envoy)
-    for i in range(10):
-        source.put(*pod(f"web-{i + 10}", f"10.0.1.{i + 2}", {"app": "web"}, sa="web",
-                        ports=[("http", 8080)]))
-        await asyncio.sleep(0.001)
+    for burst in range(2):  # two bursts of five changes, each in one loop turn
+        for i in range(5 * burst, 5 * burst + 5):
+            source.put(*pod(f"web-{i + 10}", f"10.0.1.{i + 2}", {"app": "web"}, sa="web",
+                            ports=[("http", 8080)]))
+        await asyncio.sleep(0)
     response = await envoy.next()
     assert SHORT[response.type_url] == "EDS"
     envoy.ack(response)
     pushes = 1
     while not await envoy.quiet(0.3):
         pushes += 1
-    # leading edge + one trailing merge at most, never one push per change
+    # one push per burst at most (leading edge, then merged), never one per change
     assert pushes <= 2
     state = server.control.cache.get(envoy.node_id)
     cla = state.get(protos.ENDPOINT)["outbound|80||web.default.svc.cluster.local"]
     assert len(cla.endpoints[0].lb_endpoints) == 11
+
+
+async def test_a_proxy_waits_for_its_pod_and_never_trusts_its_own_claims(plane, tmp_path):
+    source, server, connect, _ = plane
+    envoy = FakeEnvoy(tmp_path / "xds.sock", model.node_id("10.0.0.7", "late", "default"))
+    await envoy.start()
+    try:
+        envoy.request(protos.CLUSTER)
+        assert await envoy.quiet(0.3), "no config for a pod the cluster does not know"
+        assert "not found" in server.proxy_status(envoy.node_id).error
+        source.put(*pod("late", "10.0.0.7", {"app": "late"}, sa="late-sa"))
+        response = await envoy.next()
+        assert response.type_url == protos.CLUSTER
+        # the identity (and so the certificate) comes from the pod object
+        assert server.proxy_status(envoy.node_id).spiffe_id == \
+            "spiffe://cluster.local/ns/default/sa/late-sa"
+    finally:
+        await envoy.close()
+
+
+async def test_malformed_node_id_is_refused(plane, tmp_path):
+    envoy = FakeEnvoy(tmp_path / "xds.sock", "router~1.2.3.4~gw~default")
+    await envoy.start()
+    try:
+        envoy.request(protos.CLUSTER)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await envoy.reader
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "sidecar~IP~POD.NAMESPACE~DOMAIN" in info.value.details()
+    finally:
+        await envoy.close()
