@@ -30,7 +30,7 @@ from shoal.runtime import cgroups, logs as logs_mod, shim
 from shoal.runtime.errors import (
     ContainerExists, ContainerNotFound, ContainerStateError, ExecTimeout, RuncError, SpecError,
 )
-from shoal.runtime.intent import NETWORK_HOST, ContainerIntent
+from shoal.runtime.intent import ContainerIntent
 from shoal.runtime.paths import RuntimePaths
 from shoal.runtime.runc import Runc
 from shoal.runtime.spec import oci_spec

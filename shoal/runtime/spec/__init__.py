@@ -60,7 +60,7 @@ def oci_spec(
         "mounts": mounts.build_mounts(intent),
         "linux": linux,
         "annotations": {str(k): str(v) for k, v in intent.annotations.items()},
+        # also when joining a pod's UTS namespace: runc sets it there, to the pod's name
+        "hostname": hostname,
     }
-    if namespaces.has_private_uts(intent) or intent.uts_ns_path:
-        spec["hostname"] = hostname
     return spec

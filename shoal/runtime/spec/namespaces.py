@@ -21,10 +21,6 @@ def _ns(kind: str, path: str | None, field: str) -> dict[str, Any]:
     return {"type": kind, "path": str(path)}
 
 
-def has_private_uts(intent: ContainerIntent) -> bool:
-    return intent.uts_ns_path is None
-
-
 def build_namespaces(intent: ContainerIntent) -> list[dict[str, Any]]:
     result = [
         {"type": "mount"},
