@@ -10,6 +10,11 @@ involved object, type, reason and message within the recorder's memory (an LRU o
 instead of creating another. Different events create a new Event named
 `<object name>.<hex nanoseconds>` as Kubernetes names them.
 
+Similar events are combined as Kubernetes' EventAggregator does: when one source records
+10 or more different messages with the same object, type and reason within 10 minutes,
+further ones update a single Event whose message is "(combined from similar events): "
+followed by the latest message.
+
 Recording is best effort: an API failure is logged, never raised, so a controller's
 decision never fails because its event could not be written.
 
@@ -35,6 +40,17 @@ log = logging.getLogger(__name__)
 
 NORMAL = "Normal"
 WARNING = "Warning"
+SIMILAR_LIMIT = 10
+"""Different messages for one object/type/reason before they are combined."""
+SIMILAR_WINDOW = 600.0
+"""Seconds after which the similar-message count starts again."""
+COMBINED_PREFIX = "(combined from similar events): "
+
+
+@dataclasses.dataclass
+class _Similar:
+    messages: set[str]
+    last: float
 
 
 @dataclasses.dataclass
@@ -80,6 +96,7 @@ class EventRecorder:
         self.cache_size = cache_size
         self.clock = clock
         self._seen: collections.OrderedDict[tuple, _Seen] = collections.OrderedDict()
+        self._similar: collections.OrderedDict[tuple, _Similar] = collections.OrderedDict()
         self._locks: dict[tuple, tuple[asyncio.Lock, int]] = {}
 
     async def event(
@@ -93,8 +110,9 @@ class EventRecorder:
     ) -> Obj | None:
         """Record an event about obj; returns the Event written (None if it failed)."""
         ref = involved_object(obj, field_path)
-        key = (ref.get("kind"), ref.get("apiVersion"), ref.get("namespace"), ref.get("name"),
-               ref.get("uid"), field_path, type_, reason, message)
+        similar = (ref.get("kind"), ref.get("apiVersion"), ref.get("namespace"), ref.get("name"),
+                   ref.get("uid"), field_path, type_, reason)
+        message, key = self._aggregate(similar, message)
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
@@ -113,6 +131,24 @@ class EventRecorder:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def _aggregate(self, similar: tuple, message: str) -> tuple[str, tuple]:
+        """(message, cache key): the event's own, or the combined event's once too many
+        different messages were seen (Kubernetes' EventAggregator)."""
+        now = self.clock()
+        record = self._similar.get(similar)
+        if record is None or now - record.last > SIMILAR_WINDOW:
+            record = _Similar(set(), now)
+        self._similar[similar] = record
+        self._similar.move_to_end(similar)
+        while len(self._similar) > self.cache_size:
+            self._similar.popitem(last=False)
+        record.last = now
+        record.messages.add(message)
+        if len(record.messages) < SIMILAR_LIMIT:
+            return message, similar + (message,)
+        record.messages.pop()
+        return COMBINED_PREFIX + message, similar + (COMBINED_PREFIX,)
+
     async def _record(self, key: tuple, ref: Obj, type_: str, reason: str,
                       message: str) -> Obj:
         stamp = format_time(self.clock())
@@ -122,7 +158,8 @@ class EventRecorder:
             try:
                 updated = await self.client.patch(
                     "events", seen.namespace, seen.name,
-                    {"count": seen.count + 1, "lastTimestamp": stamp}, "merge")
+                    {"count": seen.count + 1, "lastTimestamp": stamp, "message": message},
+                    "merge")
                 seen.count += 1
                 return updated
             except api_errors.NotFound:

@@ -217,3 +217,17 @@ async def test_event_ttl_deletes_only_expired_events(api):
     assert result.requeue_after == 5
     events, _ = await api.list("events", "default")
     assert [e["reason"] for e in events] == ["Started"]
+
+
+async def test_many_similar_events_are_combined(api):
+    pod = await api.create("pods", {"apiVersion": "v1", "kind": "Pod",
+                                    "metadata": {"name": "p", "namespace": "default"},
+                                    "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    recorder = EventRecorder(api, "kubelet")
+    for i in range(12):
+        await recorder.event(pod, "Warning", "Unhealthy", f"Readiness probe failed: attempt {i}")
+    events, _ = await api.list("events", "default")
+    assert len(events) == 10
+    (combined,) = [e for e in events if e["message"].startswith("(combined from similar events)")]
+    assert combined["count"] == 3
+    assert combined["message"].endswith("attempt 11")
