@@ -231,3 +231,12 @@ def test_resources_as_kubelet_computes_them(busybox_rootfs: Path) -> None:
     with pytest.raises(SpecError, match="resources.limits.memory"):
         oci_spec(intent(busybox_rootfs, command=["sh"], resources=Resources(memory_limit_bytes=1000)), {}, host=HOST)
     assert spec["linux"]["cgroupsPath"] == "/shoal/c1"
+
+
+def test_shipped_oci_profile_is_the_conversion_for_default_caps() -> None:
+    from shoal.runtime.spec.seccomp import DEFAULT_OCI_PATH, seccomp_profile
+    from shoal.runtime.spec.security import DEFAULT_CAPABILITIES
+
+    shipped = json.loads(DEFAULT_OCI_PATH.read_text())
+    assert shipped == seccomp_profile(DEFAULT_CAPABILITIES, HOST)
+    validate({"ociVersion": "1.0.2", "linux": {"seccomp": shipped}})

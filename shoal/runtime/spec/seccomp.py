@@ -86,3 +86,20 @@ def _convert(caps: frozenset[str], host: HostInfo) -> str:
 def seccomp_profile(caps: Iterable[str], host: HostInfo) -> dict[str, Any]:
     """The OCI `linux.seccomp` object for a container with bounding set `caps` on `host`."""
     return json.loads(_convert(frozenset(caps), host))
+
+
+DEFAULT_OCI_PATH = Path(__file__).with_name("seccomp-default-amd64.oci.json")
+"""The profile a default container gets on amd64 (Docker's 14 capabilities, kernel >= 4.8),
+in OCI form, kept for reading and diffing; a test checks it equals the conversion.
+Regenerate: python -m shoal.runtime.spec.seccomp"""
+
+
+def main() -> None:
+    from shoal.runtime.spec.security import DEFAULT_CAPABILITIES
+
+    profile = seccomp_profile(DEFAULT_CAPABILITIES, HostInfo(arch="amd64", kernel=(6, 1)))
+    DEFAULT_OCI_PATH.write_text(json.dumps(profile, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
