@@ -9,9 +9,11 @@ The daemon starts them all with::
 
 `run_controllers` creates the `default` and `kube-system` namespaces if missing, builds
 one `engine.Manager` (shared informers/caches), adds every controller — deployment,
-replicaset, garbage collector (one per collected resource), namespace, endpoints,
-scheduler, event expiry — starts the informers, waits for their caches to sync, then starts the
-controllers, and returns the running manager.
+replicaset, garbage collector (one per collected resource), namespace (default
+ServiceAccount, `kube-root-ca.crt` from `<state>/pki/ca.crt`), endpoints, scheduler,
+event expiry — starts the informers, waits for their caches to sync, then starts the
+controllers, and returns the running manager. `ControllerOptions` shortens the timings
+for tests.
 
 Modules (each opens with its design and concurrency rules):
 
@@ -20,7 +22,7 @@ Modules (each opens with its design and concurrency rules):
                 for `shoal rollout undo|history|status`
 - `replicaset`  ReplicaSetController
 - `gc`          GarbageCollector (ownerReferences; Background, Foreground, Orphan)
-- `namespace`   NamespaceController (lifecycle, default ServiceAccount)
+- `namespace`   NamespaceController (lifecycle, default ServiceAccount, root CA)
 - `endpoints`   EndpointsController and the pure `build_subsets`
 - `scheduler`   Scheduler (binds pods to Settings.node_name)
 - `events`      EventRecorder (used by the node agent too)
