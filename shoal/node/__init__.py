@@ -113,6 +113,10 @@ async def run_node(
     settings.pods_dir.mkdir(parents=True, exist_ok=True)
     settings.volumes_dir.mkdir(parents=True, exist_ok=True)
     recorder = EventRecorder(client, "kubelet", host=settings.node_name)
+    if "hooks" not in agent_options:
+        from shoal.node.hooks import MeshHooks
+
+        agent_options["hooks"] = MeshHooks()
     agent = NodeAgent(client, settings, runtime=runtime, images=images, network=network, recorder=recorder,
                       backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale,
                       **agent_options)

@@ -33,6 +33,7 @@ from shoal.config import Settings
 from shoal.node import intent, paths
 from shoal.node.backoff import Backoff, BackoffPolicy
 from shoal.node.errors import ContainerCreateError
+from shoal.node.hooks import NoHooks, PodHooks
 from shoal.node.pulling import ImagePuller
 from shoal.node.worker import PodWorker, clean_runtime_error, field_path
 
@@ -54,12 +55,14 @@ class NodeAgent:
         resync_seconds: float = 10.0,
         probe_time_scale: float = 1.0,
         make_intent: Callable[[dict], Any] = intent.to_intent,
+        hooks: PodHooks | None = None,
     ) -> None:
         """runtime: shoal.runtime.Runtime; images: shoal.images.ImageStore; network:
         shoal.network.PodNetwork; recorder: shoal.controllers.events.EventRecorder or None.
         backoff: CrashLoopBackOff timing; resync_seconds: longest time a worker sleeps
         without an event (the PLEG relist period); probe_time_scale multiplies probe
-        periods and delays (tests: < 1)."""
+        periods and delays (tests: < 1); hooks: how other layers shape pods
+        (shoal.node.hooks; the daemon passes MeshHooks)."""
         self.client = client
         self.settings = settings
         self.runtime = runtime
@@ -76,6 +79,7 @@ class NodeAgent:
         self._bg: set[asyncio.Task] = set()
         self.ready = asyncio.Event()
         self.make_intent = make_intent
+        self.hooks: PodHooks = hooks or NoHooks()
         self._known: dict[str, set[str]] = {}  # uid part -> container ids
 
     # -- lifecycle ---------------------------------------------------------------------

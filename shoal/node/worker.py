@@ -223,7 +223,8 @@ class PodWorker:
             if spec.get("hostNetwork"):
                 sandbox = HostSandbox(ip=self.agent.host_ip, hostname=_hostname(pod))
             else:
-                sandbox = await self.agent.network.create_sandbox(self.key, hostname=_hostname(pod))
+                sandbox = await self.agent.network.create_sandbox(
+                    self.key, hostname=_hostname(pod), **self._sandbox_options(pod))
         except Exception as exc:  # noqa: BLE001 - shown in status, retried
             await self._all_waiting("ContainerCreating", f"failed to create pod sandbox: {exc}", observed)
             self.agent.emit(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
@@ -270,11 +271,17 @@ class PodWorker:
 
         views: list[status.ContainerView] = []
         if initialized and not init_failed:
+            hold = False  # a container before this one must be ready first (PodHooks.holds_start)
             for c in spec["containers"]:
-                view, _, _, delay = await self.step(c, observed.get(paths.name_part(c["name"]), []), sidecar=False,
-                                                    init=False, sandbox=sandbox)
+                insts = observed.get(paths.name_part(c["name"]), [])
+                if hold and not insts:
+                    views.append(self._placeholder(c, insts, "ContainerCreating"))
+                    continue
+                view, _, _, delay = await self.step(c, insts, sidecar=False, init=False, sandbox=sandbox)
                 views.append(view)
                 delays.append(delay)
+                if not view.ready and self.agent.hooks.holds_start(pod, c):
+                    hold = True
         else:
             for c in spec["containers"]:
                 views.append(self._placeholder(c, observed.get(paths.name_part(c["name"]), []), "PodInitializing"))
@@ -293,6 +300,10 @@ class PodWorker:
         await self.write_status(init_views + views, phase=phase, initialized=initialized,
                                 n_init=len(init_views))
         return min(delays)
+
+    def _sandbox_options(self, pod: Obj) -> dict[str, Any]:
+        rules = self.agent.hooks.sandbox_iptables(pod)
+        return {"netns_iptables": rules} if rules else {}
 
     # -- one container ---------------------------------------------------------------------
 
