@@ -213,14 +213,15 @@ async def _delete(ctx: click.Context, rt: Runtime, cid: str, force: bool) -> Non
 @click.option("-u", "--user", default=None, help="uid[:gid] or name[:group].")
 @click.option("--entrypoint", default=None, help="Override the image Entrypoint.")
 @click.option("--network", default="none", show_default=True, help="none, host, or a netns path.")
-@click.option("-t", "--tty", is_flag=True, help="Give the container a terminal (its output is logged).")
+@click.option("-i", "--interactive", is_flag=True, help="Attach stdin (closed for the container at EOF).")
+@click.option("-t", "--tty", is_flag=True, help="Give the container a terminal (its output is also logged).")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 @_errors
 def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: tuple[str, ...], memory: str | None,
         pids: int | None, cpus: float | None, workdir: str | None, user: str | None, entrypoint: str | None,
-        network: str, tty: bool, image: str, command: tuple[str, ...]) -> None:
+        network: str, interactive: bool, tty: bool, image: str, command: tuple[str, ...]) -> None:
     """Run IMAGE [COMMAND...] in a new container (COMMAND replaces the image's Cmd)."""
     from shoal.images import ImageError, ImageStore
 
@@ -240,17 +241,41 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
         command=[entrypoint, *command] if entrypoint else None,
         args=list(command) if command and not entrypoint else None,
         env=list(env), working_dir=workdir, user=user, network=network, tty=tty,
+        stdin=interactive, stdin_once=interactive,
         resources=Resources(memory_limit_bytes=parse_size(memory) if memory else None,
                             cpu_limit_millicores=int(cpus * 1000) if cpus else None, pids_limit=pids),
         labels={LABEL_IMAGE: image, LABEL_SNAPSHOT: cid},
         annotations={LABEL_IMAGE: image},
     )
 
-    async def main() -> int:
+    async def create() -> None:
         try:
-            await rt.run(intent, img.config)
+            await rt.create(intent, img.config)
         except BaseException:
             await asyncio.to_thread(store.snapshots.remove, cid)
+            raise
+
+    async def finish() -> int:
+        st = await rt.wait(cid)
+        if remove:
+            await _delete(ctx, rt, cid, force=True)
+        return st.exit_code if st.exit_code is not None else 1
+
+    if (interactive or tty) and not detach:
+        # attach before start so no output is missed; the terminal is ours until it ends
+        asyncio.run(create())
+        try:
+            rt.attach_interactive(cid, start=True)
+        finally:
+            code = asyncio.run(finish())
+        sys.exit(code)
+
+    async def main() -> int:
+        await create()
+        try:
+            await rt.start(cid)
+        except BaseException:
+            await _delete(ctx, rt, cid, force=True)
             raise
         if detach:
             click.echo(cid)
@@ -266,12 +291,10 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not waiter.done():
             await rt.stop(cid, grace_seconds=10)
-        st = await waiter
+        await waiter
         await printer
         stopper.cancel()
-        if remove:
-            await _delete(ctx, rt, cid, force=True)
-        return st.exit_code if st.exit_code is not None else 1
+        return await finish()
 
     sys.exit(asyncio.run(main()))
 

@@ -83,6 +83,9 @@ class ContainerIntent:
     security: Security = Security()
     tty: bool = False
     stdin: bool = False
+    """Keep the container's stdin open (a pipe from conmon; write to it by attaching)."""
+    stdin_once: bool = False
+    """Close the container's stdin when the first attached client closes it (`run -i`)."""
     name: str | None = None
     """Human name (CLI --name); the id stays the key."""
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)

@@ -108,7 +108,8 @@ class Runtime:
                 log_path = await asyncio.to_thread(self._write_bundle, intent, dict(image_config or {}))
                 argv = shim.conmon_argv(
                     self.paths, cid, runtime_binary=self.runtime_binary, log_path=log_path,
-                    log_size_max=self.log_size_max, tty=intent.tty, stdin=intent.stdin, name=intent.name)
+                    log_size_max=self.log_size_max, tty=intent.tty, stdin=intent.stdin,
+                    stdin_once=intent.stdin_once, name=intent.name)
                 await shim.start_conmon(argv, self.paths.shim_log(cid), self.paths.container(cid))
             except BaseException:
                 await self._remove_everything(cid)
@@ -149,6 +150,7 @@ class Runtime:
             "command": spec["process"]["args"],
             "labels": dict(intent.labels),
             "tty": intent.tty,
+            "stdin": intent.stdin,
         }
         self.paths.config(cid).write_text(json.dumps(spec, indent=1))
         self.paths.meta(cid).write_text(json.dumps(meta))
@@ -506,6 +508,28 @@ class Runtime:
                                   stdin=None if stdin else subprocess.DEVNULL).returncode
         finally:
             proc_file.unlink(missing_ok=True)
+
+    def attach_interactive(self, cid: str, *, start: bool = False) -> None:
+        """Relay the caller's stdin/stdout/stderr to the container through conmon; blocks
+        until the container's output ends. `start`: start a created container once attached,
+        so no output is missed (`run -it`). Only for callers with a terminal or pipes of
+        their own (the CLI), never inside the daemon's event loop.
+        """
+        from shoal.runtime import attach
+
+        meta = self._meta(cid)
+        sock = attach.connect(self.paths.container(cid) / "attach")
+        try:
+            if start:
+                started = time.time()
+                subprocess.run(self.runc.argv("start", cid), check=True, capture_output=True)
+                self.paths.started_at(cid).write_text(str(started))
+            attach.attach_terminal(self.paths.container(cid), sock, tty=bool(meta.get("tty")),
+                                   stdin=bool(meta.get("stdin")))
+        except subprocess.CalledProcessError as exc:
+            raise RuncError("runc start", exc.stderr.decode(errors="replace"), exc.returncode) from None
+        finally:
+            sock.close()
 
     # -- logs and stats -------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ SYNC_TIMEOUT_S = 30.0
 
 
 def conmon_argv(paths: RuntimePaths, cid: str, *, runtime_binary: str, log_path: Path,
-                log_size_max: int, tty: bool, stdin: bool, name: str | None) -> list[str]:
+                log_size_max: int, tty: bool, stdin: bool, stdin_once: bool = False,
+                name: str | None) -> list[str]:
     runtime_path = shutil.which(runtime_binary) or runtime_binary
     argv = [
         CONMON, "--api-version", "1",
@@ -47,7 +48,7 @@ def conmon_argv(paths: RuntimePaths, cid: str, *, runtime_binary: str, log_path:
     if tty:
         argv.append("-t")
     if stdin:
-        argv += ["-i", "--leave-stdin-open"]
+        argv += ["-i"] if stdin_once else ["-i", "--leave-stdin-open"]
     return argv
 
 

@@ -71,3 +71,46 @@ def test_detached_lifecycle(cli_env: dict) -> None:
     assert not mounts_under(cli_env["SHOAL_STATE_DIR"])
     missing = shoal(cli_env, "logs", "web")
     assert missing.returncode == 1 and "no such container: web" in missing.stderr
+
+
+def test_run_interactive_with_a_terminal(cli_env: dict) -> None:
+    """`shoal run -it busybox sh` on a pty: typed commands run, exit code comes back."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*SHOAL, "run", "--rm", "-it", "busybox", "sh"], env=cli_env, stdin=slave, stdout=slave,
+                            stderr=slave, cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    sent = False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not sent and b"# " in out:  # the container shell's prompt
+                os.write(master, b"echo hi-$((40+2)); tty; exit 3\n")
+                sent = True
+            if proc.poll() is not None:
+                break
+        assert proc.wait(timeout=30) == 3, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"hi-42" in out and b"/dev/pts/0" in out, out
+    assert shoal(cli_env, "ps", "-a", "-q").stdout == ""
+
+
+def test_run_interactive_pipe(cli_env: dict) -> None:
+    res = shoal(cli_env, "run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z; echo done >&2", stdin="shout\n")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "SHOUT\n", "done\n")
