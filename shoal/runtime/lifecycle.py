@@ -5,6 +5,9 @@ call re-reads the files under its root (see `paths`) and asks runc. So a Runtime
 created after a daemon restart (or in another process, like the CLI) sees and drives
 the containers an earlier one created: that is re-adoption, with nothing to replay.
 
+Parts: `shim` starts conmon, `runc` wraps the runc CLI, `execs` runs `runc exec`,
+`attach` relays a terminal, `logs` reads CRI logs, `cgroups` reads stats and clears cgroups.
+
 Concurrency: calls are safe from one event loop; a per-id lock serializes create and
 delete of the same id inside one process, and runc locks each container across
 processes. Blocking work (spec building, file writes) runs in threads.
@@ -17,7 +20,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import pty
 import re
 import shutil
 import signal as signal_mod
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping, Sequence
 
-from shoal.runtime import cgroups, logs as logs_mod, shim
+from shoal.runtime import cgroups, execs, logs as logs_mod, shim
 from shoal.runtime.errors import (
     ContainerExists, ContainerNotFound, ContainerStateError, ExecTimeout, RuncError, SpecError,
 )
@@ -431,68 +433,14 @@ class Runtime:
         try:
             try:
                 if tty:
-                    return await self._exec_tty(argv, stdin, timeout)
-                return await self._exec_pipes(argv, stdin, timeout)
+                    return await execs.run_on_pty(argv, stdin, timeout)
+                return await execs.run_with_pipes(argv, stdin, timeout)
             except asyncio.TimeoutError:
-                self._kill_pid_from(pid_file)  # the process inside, not only runc
+                execs.kill_pid_from(pid_file)  # the process inside, not only runc
                 raise ExecTimeout(f"exec {list(args)!r} in {cid} timed out after {timeout}s") from None
         finally:
             proc_file.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
-
-    @staticmethod
-    def _kill_pid_from(pid_file: Path) -> None:
-        try:
-            os.kill(int(pid_file.read_text().strip()), signal_mod.SIGKILL)
-        except (OSError, ValueError):
-            pass
-
-    async def _exec_pipes(self, argv: list[str], stdin: bytes | None,
-                          timeout: float | None) -> tuple[int, bytes, bytes]:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        return proc.returncode or 0, out, err
-
-    async def _exec_tty(self, argv: list[str], stdin: bytes | None, timeout: float | None) -> tuple[int, bytes, bytes]:
-        master, slave = pty.openpty()
-        try:
-            proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
-                                                        start_new_session=True)
-        finally:
-            os.close(slave)
-        if stdin:
-            os.write(master, stdin)
-
-        def drain() -> bytes:
-            out = bytearray()
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: every slave fd closed
-                    break
-                if not chunk:
-                    break
-                out.extend(chunk)
-            return bytes(out)
-
-        reader = asyncio.ensure_future(asyncio.to_thread(drain))
-        try:
-            code = await asyncio.wait_for(proc.wait(), timeout)
-            out = await asyncio.wait_for(reader, 5)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        finally:
-            os.close(master)
-        return code, out, b""
 
     def exec_interactive(self, cid: str, args: Sequence[str], *, tty: bool = True, stdin: bool = True,
                          env: Mapping[str, str] | Sequence[str] | None = None, user: str | None = None) -> int:

@@ -8,7 +8,9 @@
         meta.json           what `status`/`list` need after a restart (id, name, stop signal, log path)
         started_at          written when `start` succeeds
         conmon.pid  container.pid  oom (conmon's OOM marker)  shim.log (conmon's stderr)
-        container.log       CRI-format log unless the intent overrides log_path
+        attach  ctl  winsz  conmon's attach socket and control fifos
+        exec-*.json         process specs of running execs (removed when they end)
+        container.log       CRI-format log unless the intent overrides log_path (.1: rotated)
         hosts  resolv.conf  generated when the intent brings none
 """
 
