@@ -371,19 +371,24 @@ TYPED_COMMANDS = [
     ("secret", "s", ["create", "secret", "generic", "s", "--from-literal=p=q"]),
     ("serviceaccount", "sa", ["create", "serviceaccount", "sa"]),
     ("service", "web", ["expose", "deployment", "web", "--port=80"]),
+    ("service", "api", ["create", "service", "clusterip", "api", "--tcp=8080:80"]),
+    ("configmap", "bin", ["create", "configmap", "bin", "--from-file=blob={blob}"]),
     ("pod", "p", ["run", "p", "--image=busybox", "--", "sleep", "3600"]),
 ]
 
 
 @pytest.mark.slow
-def test_kubectl_typed_commands_send_protobuf_that_shoal_reads_exactly(shoal):
+def test_kubectl_typed_commands_send_protobuf_that_shoal_reads_exactly(shoal, tmp_path):
     ns = f"pb-{secrets.token_hex(3)}"
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)))  # not UTF-8: kubectl puts it in binaryData
     out = shoal.kubectl("-v=10", "create", "namespace", ns)
     assert f"namespace/{ns} created" in out.stdout
     assert _request_bodies(out.stderr) == [("protobuf", {
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {}, "status": {}})]
     try:
         for resource, name, args in TYPED_COMMANDS:
+            args = [a.format(blob=blob) for a in args]
             # What kubectl would have sent as JSON, then the same command for real.
             cut = args.index("--") if "--" in args else len(args)
             dry = [*args[:cut], "--dry-run=client", "-o", "json", *args[cut:]]
@@ -409,6 +414,10 @@ def test_kubectl_typed_commands_send_protobuf_that_shoal_reads_exactly(shoal):
         assert base64.b64decode(sec["data"]["p"]) == b"q"
         svc = json.loads(shoal.kubectl("-n", ns, "get", "svc", "web", "-o", "json").stdout)
         assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["selector"] == {"app": "web"}
+        binary = json.loads(shoal.kubectl("-n", ns, "get", "cm", "bin", "-o", "json").stdout)
+        assert base64.b64decode(binary["binaryData"]["blob"]) == bytes(range(256))
+        api_svc = json.loads(shoal.kubectl("-n", ns, "get", "svc", "api", "-o", "json").stdout)
+        assert api_svc["spec"]["ports"][0]["targetPort"] == 80 and api_svc["spec"]["ports"][0]["port"] == 8080
         pod = json.loads(shoal.kubectl("-n", ns, "get", "pod", "p", "-o", "json").stdout)
         assert pod["spec"]["containers"][0]["args"] == ["sleep", "3600"]
 
