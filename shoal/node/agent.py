@@ -33,7 +33,7 @@ from shoal.config import Settings
 from shoal.node import intent, paths
 from shoal.node.backoff import Backoff, BackoffPolicy
 from shoal.node.errors import ContainerCreateError
-from shoal.node.hooks import NoHooks, PodHooks
+from shoal.node.hooks import ContainerPlan, NoHooks, PodHooks
 from shoal.node.pulling import ImagePuller
 from shoal.node.worker import PodWorker, clean_runtime_error, field_path
 
@@ -234,11 +234,17 @@ class NodeAgent:
         self._index(cid, add=True)
         fp = field_path(pod, c)
         try:
-            rootfs = await asyncio.to_thread(self.images.snapshots.prepare, cid, img)
+            if isinstance(img, ContainerPlan):  # run from a prepared root, not an image
+                rootfs, image_config = img.rootfs, img.image_config
+            else:
+                rootfs = await asyncio.to_thread(self.images.snapshots.prepare, cid, img)
+                image_config = img.config
             fields = intent.intent_fields(pod, c, container_id=cid, rootfs=rootfs, env=env, mounts=mounts,
                                           sandbox=sandbox, log_path=log_path, restart_count=index)
+            if isinstance(img, ContainerPlan):
+                fields["command"], fields["args"] = img.command, None
             spec_intent = self.make_intent(fields)
-            await self.runtime.create(spec_intent, img.config)
+            await self.runtime.create(spec_intent, image_config)
         except Exception as exc:  # noqa: BLE001 - translated at this boundary
             await self.remove_container(cid)
             raise ContainerCreateError(clean_runtime_error(str(exc))) from exc

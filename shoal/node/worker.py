@@ -413,10 +413,13 @@ class PodWorker:
         pull_key = f"{self.uid}/{name}/pull"
         create_key = f"{self.uid}/{name}/create"
         try:
-            img = await self._ensure_image(c, pull_key)
+            plan = await self.agent.hooks.plan_container(self.pod, c, sandbox, self.root)
+            img = plan if plan is not None else await self._ensure_image(c, pull_key)
             configmaps, secrets, _ = self._config
             env = envvars.container_env(self.pod, c, configmaps=configmaps, secrets=secrets, pod_ip=self.pod_ip)
             mounts = intent.container_mounts(c, self._volume_paths, self._etc_files)
+            if plan is not None:
+                mounts += plan.mounts
             cid = paths.container_id(self.uid, name, index)
             await self.agent.create_and_start(self.pod, c, cid, img, env, mounts, sandbox, index,
                                               paths.log_path(self.root, name, index))
@@ -438,7 +441,7 @@ class PodWorker:
             return view, False, False, max(gate, self.agent.backoff.policy.base)
         self.agent.backoff.forget(pull_key)
         self.agent.backoff.forget(create_key)
-        self.image_ids[name] = getattr(img, "digest", "") or ""
+        self.image_ids[name] = getattr(img, "digest", None) or getattr(img, "image_id", "") or ""
         view.image_id = self.image_ids[name]
         view.container_id = cid
         view.running_since = dt.datetime.now(dt.timezone.utc)
@@ -627,6 +630,7 @@ class PodWorker:
             for o in insts:
                 await self.agent.remove_container(o.container_id)
         await self.agent.network.delete_sandbox(self.key)
+        await self.agent.hooks.release_pod(self.pod, self.root)
         await asyncio.to_thread(volumes.teardown_pod_volumes, self.root)
         await asyncio.to_thread(shutil.rmtree, self.root, True)
         self.agent.backoff.forget_prefix(f"{self.uid}/")

@@ -406,3 +406,41 @@ async def test_dying_sidecar_is_restarted_without_touching_the_app(node):
     assert {c["type"]: c["status"] for c in got["status"]["conditions"]}["Initialized"] == "True"
     await node.client.delete("pods", "default", "sidecar-dies")
     await node.wait_gone("sidecar-dies")
+
+
+async def test_meshed_pod_gets_capture_rules_and_an_envoy_sidecar_that_holds_the_app(node):
+    """An injected pod (shoal.mesh.inject): capture rules in its netns before anything
+    runs, Envoy as UID 1337 in the pod netns, and the app held until the proxy is ready
+    (no control plane here, so the proxy never is)."""
+    import subprocess
+    import sys
+
+    from shoal.mesh import inject
+
+    app = busybox_pod("meshed", ["sleep", "3600"])
+    pod = inject.inject(app)
+    await node.create_pod(pod)
+    got = await node.wait_pod("meshed", lambda p: container_status(p, "istio-proxy").get("state", {}).get("running"),
+                              timeout=30)
+    assert waiting_reason(got, "main") == "ContainerCreating"
+    sandbox = await node.network.get_sandbox("default/meshed")
+    nat = subprocess.run(["ip", "netns", "exec", sandbox.netns_name, "iptables-save", "-t", "nat"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "ISTIO_OUTPUT" in nat and "--uid-owner 1337" in nat
+    cid = container_status(got, "istio-proxy")["containerID"].removeprefix("shoal://")
+    st = await node.runtime.status(cid)
+    uids = [line for line in open(f"/proc/{st.pid}/status").read().splitlines() if line.startswith("Uid:")]
+    assert uids[0].split()[1] == "1337"
+
+    async def admin_listening() -> bool:
+        probe = subprocess.run(["ip", "netns", "exec", sandbox.netns_name, sys.executable, "-c",
+                                "import socket; socket.create_connection(('127.0.0.1', 15000), 1)"],
+                               capture_output=True)
+        return probe.returncode == 0
+
+    await eventually(admin_listening, what="Envoy admin listening in the pod netns")
+    await asyncio.sleep(1)
+    got = await node.pod("meshed")
+    assert waiting_reason(got, "main") == "ContainerCreating" and not is_ready(got)
+    await node.client.delete("pods", "default", "meshed")
+    await node.wait_gone("meshed")
