@@ -238,6 +238,9 @@ class Runtime:
         if runc_status == "created":
             return ContainerStatus(state=CREATED, pid=pid, **base)
         if runc_status == "stopped":
+            if not _pid_alive(self._conmon_pid(cid)):
+                return ContainerStatus(state=UNKNOWN, reason="stopped, and its shim is gone without an exit code",
+                                       **base)
             # conmon is about to write the exit file; give it a moment
             for _ in range(20):
                 await asyncio.sleep(0.025)
