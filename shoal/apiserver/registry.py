@@ -350,6 +350,8 @@ class Registry:
     ) -> Obj:
         if subresource == "scale":
             return await self._update_scale(rt, namespace, name, body, dry_run=dry_run)
+        if subresource not in (None, "status"):
+            raise errors.NotFound(f'{rt.resource} has no subresource "{subresource}"')
         obj = self._check_body(rt, body, namespace)
         if obj["metadata"].get("name") not in (None, name):
             raise errors.BadRequest(
@@ -388,10 +390,7 @@ class Registry:
             return current  # a no-op update writes nothing, as Kubernetes does
         if dry_run:
             return new
-        new_meta = new["metadata"]
-        if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers") and not (
-            rt.kind == "Pod" and new_meta.get("deletionGracePeriodSeconds")
-        ):
+        if self._finalized(rt, new):
             # The last finalizer is gone: the object goes away now.
             ok, deleted = await self.store.delete(
                 rt.resource, _ns_key(rt, namespace), name,
@@ -413,6 +412,19 @@ class Registry:
             raise errors.Conflict.stale(rt.resource, name)
         assert stored is not None
         return stored
+
+    @staticmethod
+    def _finalized(rt: ResourceType, obj: Obj) -> bool:
+        """True when a deleted object has nothing left holding it: no finalizers (for a
+        Namespace also no spec.finalizers), and for a pod no grace period still running."""
+        meta = obj["metadata"]
+        if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+            return False
+        if rt.kind == "Namespace":
+            return not (obj.get("spec") or {}).get("finalizers")
+        if rt.kind == "Pod":
+            return not meta.get("deletionGracePeriodSeconds")
+        return True
 
     @staticmethod
     def _merge_server_fields(
