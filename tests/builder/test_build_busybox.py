@@ -235,3 +235,79 @@ async def test_unknown_target_and_foreign_platform_are_refused(benv, tmp_path):
         await benv.build(ctx, target="nope")
     with pytest.raises(BuildError, match="platform"):
         await benv.build(ctx, platform="linux/s390x")
+
+
+async def test_independent_stages_build_in_parallel(benv, tmp_path):
+    ctx = write_context(tmp_path, {"Dockerfile": """\
+FROM busybox AS left
+RUN cut -d' ' -f1 /proc/uptime > /start; sleep 1.5; cut -d' ' -f1 /proc/uptime > /end
+FROM busybox AS right
+RUN cut -d' ' -f1 /proc/uptime > /start; sleep 1.5; cut -d' ' -f1 /proc/uptime > /end
+FROM busybox
+COPY --from=left /start /end /left/
+COPY --from=right /start /end /right/
+"""})
+    await benv.build(ctx, tags=["localhost/parallel:1"])
+    code, out = await benv.run_image("localhost/parallel:1", ["cat", "/left/start", "/left/end", "/right/start", "/right/end"])
+    left_start, left_end, right_start, right_end = map(float, out.split())
+    assert left_start < right_end and right_start < left_end  # the two RUNs overlapped
+
+
+async def test_pinned_digest_and_scratch_bases(benv, tmp_path):
+    busybox = benv.store.resolve("busybox")
+    ctx = write_context(tmp_path, {
+        "Dockerfile": f"FROM busybox@{busybox.digest} AS tools\nRUN echo pinned > /p\n"
+                      "FROM scratch\nCOPY --from=tools /p /bin/busybox /\nCOPY note /note\n",
+        "note": "n"})
+    result = await benv.build(ctx, tags=["localhost/scratch:1"])
+    assert len(result.image.layers) == 2
+    names = [n for layer in benv.layer_members("localhost/scratch:1") for n, _ in layer]
+    assert sorted(names) == ["busybox", "note", "p"]
+    assert (await benv.run_image("localhost/scratch:1", ["/busybox", "cat", "/p"]))[1] == "pinned\n"
+
+
+async def test_add_url_needs_a_checksum_and_verifies_it(benv, tmp_path):
+    import hashlib
+    import http.server
+    import threading
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "tool.txt").write_bytes(b"remote tool\n")
+    digest = "sha256:" + hashlib.sha256(b"remote tool\n").hexdigest()
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/tool.txt"
+    try:
+        ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM busybox\nADD --checksum={digest} {url} /opt/\n"})
+        await benv.build(ctx, tags=["localhost/addurl:1"])
+        assert (await benv.run_image("localhost/addurl:1", ["cat", "/opt/tool.txt"]))[1] == "remote tool\n"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD {url} /opt/\n")
+        with pytest.raises(DockerfileSyntaxError, match="--checksum") as info:
+            await benv.build(ctx)
+        assert info.value.line == 2
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN true\nADD --checksum=sha256:{'0' * 64} {url} /opt/\n")
+        with pytest.raises(BuildError, match="checksum mismatch"):
+            await benv.build(ctx)
+    finally:
+        server.shutdown()
+    assert benv.leftovers() == {"snapshots": [], "mounts": [], "containers": []}
+
+
+async def test_cancelling_a_build_removes_its_container_and_snapshot(benv, tmp_path):
+    import asyncio
+
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    task = asyncio.create_task(benv.build(ctx, tags=["localhost/cancelled:1"]))
+    for _ in range(200):  # until the RUN container is up
+        await asyncio.sleep(0.05)
+        if "started" in benv.log.getvalue():
+            break
+    assert benv.leftovers()["containers"], "the RUN container should be running"
+    task.cancel()  # what Ctrl-C does to `asyncio.run(build)`
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert benv.leftovers() == {"snapshots": [], "mounts": [], "containers": []}
+    with pytest.raises(ImageNotFound):
+        benv.store.resolve("localhost/cancelled:1")
