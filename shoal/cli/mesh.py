@@ -76,7 +76,7 @@ def inject_documents(docs: list[dict], options: injection.InjectOptions) -> tupl
 
 @click.group()
 def mesh() -> None:
-    """Service mesh: sidecar injection, capture rules."""
+    """Service mesh: sidecar injection, capture rules, live proxy config."""
 
 
 @mesh.command("inject")

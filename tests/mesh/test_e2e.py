@@ -91,9 +91,17 @@ class MeshEnv:
         self.source.put(PODS, pod("a", topo.ip("a"), "sleep", {"app": "sleep"}))
         self.source.put(PODS, pod("b", topo.ip("b"), "web", {"app": "web"}, ports=[8080]))
         self.source.put(PODS, pod("c", topo.ip("c"), "default", {"app": "other"}, [8080], False))
-        self.source.put(SERVICES, {"metadata": {"name": "web", "namespace": "default"},
+        self.source.put(SERVICES, {"metadata": {"name": "web", "namespace": "default",
+                                                "creationTimestamp": "2025-01-01T00:00:00Z"},
                                    "spec": {"clusterIP": topo.vip(), "selector": {"app": "web"},
                                             "ports": [{"name": "http", "port": 80,
+                                                       "targetPort": 8080}]}})
+        # the same pods as an opaque TCP service: every client connection is a new
+        # sidecar-to-sidecar TLS connection (tcp_proxy does not pool)
+        self.source.put(SERVICES, {"metadata": {"name": "web-tcp", "namespace": "default",
+                                                "creationTimestamp": "2030-01-01T00:00:00Z"},
+                                   "spec": {"clusterIP": topo.vip(11), "selector": {"app": "web"},
+                                            "ports": [{"name": "tcp", "port": 9000,
                                                        "targetPort": 8080}]}})
         await self.start_control_plane()
         await harness.start_app(self.procs, topo, "b", 8080, "b")
@@ -263,9 +271,14 @@ async def test_certificates_rotate_during_traffic_without_failures(env: MeshEnv)
         await harness.wait_for(reconnected, timeout=20)
         first = {s.node_id: s.cert_expiry for s in env.server.status()}
         serials_before = await workload_serials(env)
-        result = await env.loop("a", f"http://{env.topo.vip()}/", 15)
+        handshakes = (await harness.stats(env.topo, "b"))["listener.0.0.0.0_15006.ssl.handshake"]
+        result = await env.loop(
+            "a", f"http://{env.topo.vip()}/,http://{env.topo.vip(11)}:9000/", 15)
         assert result["failed"] == 0, result
         assert result["ok"] > 50, result
+        # new TLS handshakes kept happening across the rotations (the TCP service)
+        after = (await harness.stats(env.topo, "b"))["listener.0.0.0.0_15006.ssl.handshake"]
+        assert after - handshakes >= result["ok"] // 3
         # several rotations happened, each acked by the proxies
         for status in env.server.status():
             assert status.cert_expiry > first[status.node_id]

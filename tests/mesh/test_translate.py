@@ -168,6 +168,16 @@ def test_translation_is_deterministic():
                 b[type_url][name].SerializeToString(deterministic=True)
 
 
+def test_oldest_service_decides_the_protocol_of_a_shared_target_port():
+    from tests.mesh.fixtures import service
+    newer = service("web-raw", "10.96.0.30", {"app": "web"}, [{"name": "tcp", "port": 9000, "targetPort": 8080}])
+    newer[1]["metadata"]["creationTimestamp"] = "2030-01-01T00:00:00Z"
+    state = cluster(newer)
+    state.get("services", "default", "web")["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    identity = model.proxy_identity(state.get(PODS, "default", "web-1"), state)
+    assert {p.port: p.protocol for p in identity.ports}[8080] == "http"
+
+
 def test_port_protocol_rules():
     assert model.port_protocol("http-web") == "http"
     assert model.port_protocol("grpc") == "grpc"

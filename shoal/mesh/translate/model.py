@@ -172,14 +172,21 @@ def proxy_identity(pod: Obj, state: ClusterState | None = None) -> ProxyIdentity
             ports[number] = ContainerPort(number, p.get("name", ""), port_protocol(p.get("name")))
     labels = meta.get("labels") or {}
     if state is not None:
-        # a Service's port protocol (name/appProtocol) wins over the container port's name
-        for svc in state.list(SERVICES, namespace):
+        # A Service's port protocol (name/appProtocol) wins over the container port's
+        # name; when several Services target one port, the oldest Service decides
+        # (creationTimestamp, then name), as in Istio.
+        claimed: set[int] = set()
+        services = sorted(state.list(SERVICES, namespace),
+                          key=lambda s: (s["metadata"].get("creationTimestamp") or "",
+                                         s["metadata"]["name"]))
+        for svc in services:
             if not selects(svc.get("spec", {}).get("selector"), labels):
                 continue
             for sp in svc["spec"].get("ports") or []:
                 target = _resolve_target(sp.get("targetPort", sp["port"]), pod)
-                if target is None:
+                if target is None or target in claimed:
                     continue
+                claimed.add(target)
                 proto = port_protocol(sp.get("name"), sp.get("appProtocol"))
                 name = ports[target].name if target in ports else sp.get("name", "")
                 ports[target] = ContainerPort(target, name, proto)
