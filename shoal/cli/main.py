@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "shoal.cli.containers",
     "shoal.cli.images",
     "shoal.cli.mesh",
+    "shoal.cli.demo",
 )
 
 
