@@ -90,8 +90,12 @@ class MeshHooks:
     starts but never becomes ready (no control plane), holding the app containers."""
 
     def __init__(self, proxy_uid: int = 1337, *, xds_server: Any = None, xds_socket: Path | None = None,
-                 cluster_domain: str = "cluster.local", envoy_binary: str | None = None) -> None:
+                 socket_dir: Path | None = None, cluster_domain: str = "cluster.local",
+                 envoy_binary: str | None = None) -> None:
+        """socket_dir: where per-pod sockets go (`<dir>/<pod uid part>/xds.sock`; keep it
+        short: Unix socket paths are limited to 107 bytes), default the pod dir."""
         self.proxy_uid = proxy_uid
+        self.socket_dir = Path(socket_dir) if socket_dir else None
         self.xds_server = xds_server
         self.xds_socket = Path(xds_socket) if xds_socket else None
         self.cluster_domain = cluster_domain
@@ -126,7 +130,7 @@ class MeshHooks:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         mounts: list[MountSpec] = []
         if self.xds_server is not None:
-            sock = pod_root / "xds" / "xds.sock"
+            sock = self._pod_socket(pod, pod_root)
             if sock not in self._bound or not sock.exists():
                 await self.xds_server.bind_pod_socket(sock, meta["namespace"], meta["name"])
                 self._bound.add(sock)
@@ -168,8 +172,19 @@ class MeshHooks:
                              image_config={"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
                              image_id=f"envoy:{Path(binary).name}")
 
+    def _pod_socket(self, pod: Obj, pod_root: Path) -> Path:
+        from shoal.node import paths
+
+        if self.socket_dir is None:
+            return pod_root / "xds" / "xds.sock"
+        return self.socket_dir / paths.uid_part(pod["metadata"]["uid"]) / "xds.sock"
+
     async def release_pod(self, pod: Obj, pod_root: Path) -> None:
-        sock = pod_root / "xds" / "xds.sock"
+        sock = self._pod_socket(pod, pod_root)
         if self.xds_server is not None and sock in self._bound:
             self._bound.discard(sock)
             await self.xds_server.unbind_pod_socket(sock)
+            try:
+                sock.parent.rmdir()
+            except OSError:
+                pass

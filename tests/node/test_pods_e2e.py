@@ -444,3 +444,38 @@ async def test_meshed_pod_gets_capture_rules_and_an_envoy_sidecar_that_holds_the
     assert waiting_reason(got, "main") == "ContainerCreating" and not is_ready(got)
     await node.client.delete("pods", "default", "meshed")
     await node.wait_gone("meshed")
+
+
+async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
+    """With the mesh's real control plane (MeshControl + XdsServer on a per-pod Unix
+    socket), the Envoy sidecar gets its config, turns ready, and only then the app starts."""
+    from shoal.mesh import ca as mesh_ca
+    from shoal.mesh import inject
+    from shoal.mesh.control import MeshControl
+    from shoal.mesh.meshconfig import MeshConfig
+    from shoal.mesh.server import XdsServer
+    from shoal.mesh.source import NAMESPACES, PODS, InMemorySource
+    from shoal.node.hooks import MeshHooks
+
+    source = InMemorySource()
+    source.put(NAMESPACES, {"metadata": {"name": "default", "labels": {"istio-injection": "enabled"}}})
+    control = MeshControl(source, mesh_ca.MeshCA.load_or_create(tmp_path / "ca"), MeshConfig())
+    await control.start()
+    server = XdsServer(control)
+    await node.restart_agent(hooks=MeshHooks(xds_server=server, socket_dir=node.settings.run_dir / "xds"))
+    try:
+        await node.create_pod(inject.inject(busybox_pod("meshed-ready", HTTPD)))
+        got = await node.wait_pod("meshed-ready", lambda p: p["status"].get("podIP"))
+        assert waiting_reason(got, "main") in ("ContainerCreating", None)
+        source.put(PODS, got)  # what the daemon's ClusterSource over the API would show
+        got = await node.wait_pod("meshed-ready", is_ready, timeout=40)
+        proxy = container_status(got, "istio-proxy")
+        app = container_status(got, "main")
+        assert proxy["ready"] and app["ready"]
+        assert proxy["state"]["running"]["startedAt"] <= app["state"]["running"]["startedAt"]
+        await node.client.delete("pods", "default", "meshed-ready")
+        await node.wait_gone("meshed-ready")
+    finally:
+        await node.restart_agent()
+        await server.stop(0)
+        await control.stop()
