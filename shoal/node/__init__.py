@@ -10,7 +10,10 @@ The daemon calls::
 `run_node` builds `shoal.runtime.Runtime`, `shoal.images.ImageStore`,
 `shoal.network.PodNetwork` (and runs its idempotent `setup_host`) and an `EventRecorder`
 ("kubelet"), starts the `NodeAgent` and the `LocalPathProvisioner`. Pass `network=` to
-share the daemon's PodNetwork instance (recommended: one per process).
+share the daemon's PodNetwork instance (recommended: one per process), and
+`hooks=MeshHooks(xds_server=<shoal.mesh.server.XdsServer>, socket_dir=settings.run_dir /
+"xds", cluster_domain=settings.cluster_domain)` so injected pods get capture rules and a
+working Envoy sidecar (the default MeshHooks has no xDS server: sidecars never turn ready).
 
 Logs/exec on pods: `shoal.node.access.resolve_container(client, settings, ns, pod,
 container=None, previous=False) -> (container_id, log_path)`.
@@ -41,12 +44,17 @@ from shoal.node.errors import (
     NodeError,
     VolumeError,
 )
+from shoal.node.hooks import ContainerPlan, MeshHooks, NoHooks, PodHooks
 from shoal.node.provisioner import LocalPathProvisioner
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BackoffPolicy",
+    "ContainerPlan",
+    "MeshHooks",
+    "NoHooks",
+    "PodHooks",
     "ContainerConfigError",
     "ContainerCreateError",
     "ContainerNotFound",
@@ -114,9 +122,7 @@ async def run_node(
     settings.volumes_dir.mkdir(parents=True, exist_ok=True)
     recorder = EventRecorder(client, "kubelet", host=settings.node_name)
     if "hooks" not in agent_options:
-        from shoal.node.hooks import MeshHooks
-
-        agent_options["hooks"] = MeshHooks()
+        agent_options["hooks"] = MeshHooks(socket_dir=settings.run_dir / "xds", cluster_domain=settings.cluster_domain)
     agent = NodeAgent(client, settings, runtime=runtime, images=images, network=network, recorder=recorder,
                       backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale,
                       **agent_options)
