@@ -8,6 +8,7 @@ effort: a vanished cgroup reads as None.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -81,11 +82,19 @@ def existing(cgroup_path: str) -> list[Path]:
     return [h / rel for h in hierarchies() if (h / rel).is_dir()]
 
 
-def remove(cgroup_path: str) -> None:
-    """rmdir the cgroup (and empty children) in every hierarchy; leaves non-empty ones."""
-    for path in existing(cgroup_path):
-        for dirpath, dirnames, _ in sorted(os.walk(path, topdown=False), key=lambda t: -len(t[0])):
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass
+def remove(cgroup_path: str, *, attempts: int = 1, delay: float = 0.05) -> list[Path]:
+    """rmdir the cgroup (and empty children) in every hierarchy; what is left (busy) after
+    `attempts` tries: a cgroup whose last task is still exiting refuses rmdir briefly."""
+    for attempt in range(attempts):
+        for path in existing(cgroup_path):
+            for dirpath, _, _ in sorted(os.walk(path, topdown=False), key=lambda t: -len(t[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+        left = existing(cgroup_path)
+        if not left:
+            return []
+        if attempt + 1 < attempts:
+            time.sleep(delay)
+    return left

@@ -374,7 +374,7 @@ class Runtime:
         await asyncio.to_thread(self._remove_files, cid, cgroups_path)
 
     def _remove_files(self, cid: str, cgroups_path: str) -> None:
-        cgroups.remove(cgroups_path)
+        cgroups.remove(cgroups_path, attempts=40)  # up to 2 s for the last task to leave
         self.paths.exit_file(cid).unlink(missing_ok=True)
         # a log_path given in the intent belongs to the caller (kept for `logs --previous`)
         shutil.rmtree(self.paths.container(cid), ignore_errors=True)

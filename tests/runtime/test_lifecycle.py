@@ -139,7 +139,8 @@ async def test_delete_leaves_nothing_and_refuses_running(runtime: Runtime, busyb
     await runtime.delete(cid, force=True)
     with pytest.raises(ContainerNotFound):
         await runtime.status(cid)
-    assert not (runtime.paths.root / cid).exists() and not runtime.paths.exit_file(cid).exists()
+    assert not (runtime.paths.root / cid).exists()
+    assert not runtime.paths.exit_file(cid).exists()
     assert not [p for p in leftover_cgroups(runtime.cgroup_parent) if (p / cid).exists()]
     assert await runtime.list() == []
 
