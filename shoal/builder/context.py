@@ -17,8 +17,6 @@ import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from docker.utils.build import PatternMatcher
-
 from shoal.builder.errors import ContextError
 
 GLOB_CHARS = set("*?[")
@@ -45,7 +43,11 @@ class BuildContext:
         if not self.root.is_dir():
             raise ContextError(f"build context {root}: not a directory")
         self.patterns = read_dockerignore(self.root) if ignore is None else ignore
-        self._matcher = PatternMatcher(self.patterns) if self.patterns else None
+        self._matcher = None
+        if self.patterns:
+            from docker.utils.build import PatternMatcher  # docker-py's port of moby's matcher
+
+            self._matcher = PatternMatcher(self.patterns)
 
     def ignored(self, rel: str) -> bool:
         return bool(self._matcher and rel not in ("", ".") and self._matcher.matches(rel))
