@@ -230,6 +230,9 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
     for item in env:
         if "=" not in item:
             raise click.BadParameter(f"expected K=V, got {item!r}", param_hint="-e")
+    taken = [s for s in asyncio.run(rt.list()) if s.id == cid or (name and s.name == name)]
+    if taken:
+        raise click.ClickException(f"the name {name or cid!r} is in use by container {taken[0].id}; rm it first")
     store = ImageStore(settings_from(ctx).images_dir)
     try:
         img = store.resolve(image)
@@ -266,9 +269,10 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
         asyncio.run(create())
         try:
             rt.attach_interactive(cid, start=True)
-        finally:
-            code = asyncio.run(finish())
-        sys.exit(code)
+        except BaseException:
+            asyncio.run(_delete(ctx, rt, cid, force=True))
+            raise
+        sys.exit(asyncio.run(finish()))
 
     async def main() -> int:
         await create()

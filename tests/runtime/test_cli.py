@@ -114,3 +114,13 @@ def test_run_interactive_with_a_terminal(cli_env: dict) -> None:
 def test_run_interactive_pipe(cli_env: dict) -> None:
     res = shoal(cli_env, "run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z; echo done >&2", stdin="shout\n")
     assert (res.returncode, res.stdout, res.stderr) == (0, "SHOUT\n", "done\n")
+
+
+def test_name_in_use_is_refused_and_the_first_keeps_running(cli_env: dict) -> None:
+    assert shoal(cli_env, "run", "-d", "--name", "one", "busybox", "sleep", "300").returncode == 0
+    again = shoal(cli_env, "run", "-d", "--name", "one", "busybox", "true")
+    assert again.returncode == 1 and "in use" in again.stderr
+    assert "Up" in shoal(cli_env, "ps").stdout
+    assert shoal(cli_env, "exec", "one", "true").returncode == 0  # its rootfs is still mounted
+    assert shoal(cli_env, "rm", "-f", "one").returncode == 0
+    assert not mounts_under(cli_env["SHOAL_STATE_DIR"])
