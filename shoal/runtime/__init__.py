@@ -3,7 +3,7 @@
 Public API (other layers import only these names):
 
     spec = oci_spec(intent, image_config)            # pure; validated against the runtime-spec schema
-    rt = Runtime(settings.containers_dir, cgroup_parent="shoal")
+    rt = Runtime(settings.containers_dir, cgroup_parent="shoal", runtime_binary=pick_runtime_binary())
     cid = await rt.run(intent, image_config)         # create + start
     await rt.wait(cid) / rt.stop(cid, grace) / rt.kill / rt.delete / rt.status / rt.list
     await rt.exec(cid, ["cmd"]) ; rt.logs(cid, follow=True) ; await rt.stats(cid)
@@ -24,6 +24,7 @@ from shoal.runtime.errors import (
 )
 from shoal.runtime.intent import NETWORK_HOST, NETWORK_NONE, ContainerIntent, Mount, Resources, Security
 from shoal.runtime.lifecycle import Runtime
+from shoal.runtime.runc import pick_runtime_binary
 from shoal.runtime.spec import HostInfo, oci_spec
 from shoal.runtime.status import ContainerStatus, LogLine
 
@@ -47,4 +48,5 @@ __all__ = [
     "Security",
     "SpecError",
     "oci_spec",
+    "pick_runtime_binary",
 ]

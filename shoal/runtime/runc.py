@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from shoal.runtime.errors import RuncError
+
+
+def pick_runtime_binary(cgroup_root: Path = Path("/sys/fs/cgroup")) -> str:
+    """crun on a pure cgroup v2 host when installed (faster, what Podman picks), else runc.
+
+    A v1 or hybrid host (this project's machines) needs runc: crun refuses hybrid mode.
+    """
+    unified = (cgroup_root / "cgroup.controllers").exists()
+    return "crun" if unified and shutil.which("crun") else "runc"
 
 
 class Runc:

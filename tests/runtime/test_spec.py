@@ -240,3 +240,12 @@ def test_shipped_oci_profile_is_the_conversion_for_default_caps() -> None:
     shipped = json.loads(DEFAULT_OCI_PATH.read_text())
     assert shipped == seccomp_profile(DEFAULT_CAPABILITIES, HOST)
     validate({"ociVersion": "1.0.2", "linux": {"seccomp": shipped}})
+
+
+def test_runc_on_this_hybrid_host_crun_on_pure_v2(tmp_path: Path) -> None:
+    from shoal.runtime import pick_runtime_binary
+
+    assert pick_runtime_binary(tmp_path) == "runc"  # no cgroup.controllers: v1/hybrid
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    import shutil
+    assert pick_runtime_binary(tmp_path) == ("crun" if shutil.which("crun") else "runc")
