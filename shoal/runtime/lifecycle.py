@@ -120,6 +120,8 @@ class Runtime:
 
     def _write_bundle(self, intent: ContainerIntent, image_config: dict[str, Any]) -> Path:
         cid = intent.id
+        if not Path(intent.rootfs).is_absolute() or not Path(intent.rootfs).is_dir():
+            raise SpecError("rootfs", f"expected an absolute path to a directory, got {str(intent.rootfs)!r}")
         overrides: dict[str, Any] = {}
         if intent.etc_hosts is None:
             hosts = self.paths.hosts(cid)

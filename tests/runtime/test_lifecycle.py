@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shoal.runtime import (
-    ContainerIntent, ContainerNotFound, ContainerStateError, Resources, RuncError, Runtime, Security,
+    ContainerIntent, ContainerNotFound, ContainerStateError, Resources, RuncError, Runtime, Security, SpecError,
 )
 from tests.runtime.conftest import leftover_cgroups, needs_runc
 
@@ -151,6 +151,11 @@ async def test_runc_failure_is_reported_and_cleaned_up(runtime: Runtime, busybox
         await runtime.run(bad)
     assert not (runtime.paths.root / "bad").exists()
     assert await runtime.list() == []
+    with pytest.raises(SpecError, match="^rootfs:"):
+        await runtime.run(ContainerIntent(id="nofs", rootfs=busybox_rootfs / "missing", command=["true"]))
+    with pytest.raises(SpecError, match="^id:"):
+        await runtime.run(ContainerIntent(id="../escape", rootfs=busybox_rootfs, command=["true"]))
+    assert not (runtime.paths.root / "nofs").exists()
 
 
 async def _until_logged(rt: Runtime, cid: str, text: str, timeout: float = 20) -> None:
