@@ -9,6 +9,8 @@ The node agent asks its hooks, for each pod:
   containers after it in `spec.containers` are started (Istio's
   holdApplicationUntilProxyStarts for the injected `istio-proxy`; native sidecars in
   initContainers get this behaviour from Kubernetes' rules without a hook).
+- `probe_in_netns(pod) -> bool`: run httpGet/tcpSocket probes from inside the pod netns
+  against 127.0.0.1 instead of from the host against the pod IP.
 - `plan_container(pod, container, sandbox, pod_root) -> ContainerPlan | None`: run this
   container from a prepared root (not an image): the mesh's Envoy sidecar, whose image
   is only a marker (`shoal.mesh.inject.DEFAULT_IMAGE`).
@@ -57,6 +59,8 @@ class PodHooks(Protocol):
 
     def holds_start(self, pod: Obj, container: Obj) -> bool: ...
 
+    def probe_in_netns(self, pod: Obj) -> bool: ...
+
     async def plan_container(self, pod: Obj, container: Obj, sandbox: Any, pod_root: Path) -> ContainerPlan | None: ...
 
     async def release_pod(self, pod: Obj, pod_root: Path) -> None: ...
@@ -67,6 +71,9 @@ class NoHooks:
         return ""
 
     def holds_start(self, pod: Obj, container: Obj) -> bool:
+        return False
+
+    def probe_in_netns(self, pod: Obj) -> bool:
         return False
 
     async def plan_container(self, pod: Obj, container: Obj, sandbox: Any, pod_root: Path) -> ContainerPlan | None:
@@ -119,6 +126,11 @@ class MeshHooks:
         from shoal.mesh.translate.model import SIDECAR_CONTAINER
 
         return self.meshed(pod) and container.get("name") == SIDECAR_CONTAINER
+
+    def probe_in_netns(self, pod: Obj) -> bool:
+        """Probe meshed pods on 127.0.0.1 from inside their netns: probes from the host
+        would be captured into the sidecar, whose inbound wants mTLS."""
+        return self.meshed(pod)
 
     async def plan_container(self, pod: Obj, container: Obj, sandbox: Any, pod_root: Path) -> ContainerPlan | None:
         from shoal.mesh import bootstrap, inject

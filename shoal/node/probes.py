@@ -3,9 +3,11 @@
 `run_handler(handler, ...)` performs one probe attempt and returns a `ProbeResult`
 (success, message); the message is what the kubelet puts into `Unhealthy` events
 (`Liveness probe failed: HTTP probe failed with statuscode: 500`). httpGet and tcpSocket
-connect from the host to the pod IP (the host routes to the pod bridge); exec runs through
-the runtime; grpc calls grpc.health.v1.Health/Check with grpcio (request/response are
-encoded by hand: both are one-field protobuf messages, so no generated module is needed).
+connect from the host to the pod IP (the host routes to the pod bridge) — or, for meshed
+pods, from inside the pod's netns to 127.0.0.1, which the sidecar's capture leaves alone
+(a socket made in the netns by a thread that setns(2)s in and back); HTTP is spoken with
+h11. exec runs through the runtime; grpc calls grpc.health.v1.Health/Check with grpcio
+(request/response are one-field protobuf messages, encoded by hand).
 
 `ProbeLoop` runs one probe of one container instance on its schedule (initialDelaySeconds,
 periodSeconds, timeoutSeconds, successThreshold, failureThreshold; Kubernetes defaults
@@ -20,10 +22,16 @@ import dataclasses
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-import httpx
+import ctypes
+import os
+import socket
+import ssl
+
+import h11
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
+CLONE_NEWNET = 0x40000000
 
 
 class ExecRunner(Protocol):
@@ -48,28 +56,96 @@ def resolve_port(port: Any, container: Obj) -> int:
     raise ValueError(f"port {port!r}: no container port has this name")
 
 
-async def _http_get(spec: Obj, host: str, port: int, timeout: float) -> ProbeResult:
+def _socket_in_netns(netns_path: str) -> socket.socket:
+    """A TCP socket created inside the network namespace at `netns_path`. Runs in a worker
+    thread: setns(2) moves only the calling thread, which is moved back before returning;
+    the socket stays in the namespace it was made in."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(netns_path, os.O_RDONLY)
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns {netns_path}: {os.strerror(err)}")
+            try:
+                return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            finally:
+                if libc.setns(own, CLONE_NEWNET) != 0:  # pragma: no cover - would poison the thread
+                    os._exit(70)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
+async def open_stream(host: str, port: int, timeout: float, *, netns: str | None = None,
+                      ssl_context: ssl.SSLContext | None = None
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to host:port from the host, or, with `netns`, from inside that
+    network namespace (used for meshed pods: probing 127.0.0.1 in the pod bypasses the
+    sidecar's inbound capture, as Istio's agent does)."""
+    if netns is None:
+        return await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl_context), timeout)
+    sock = await asyncio.to_thread(_socket_in_netns, netns)
+    try:
+        sock.setblocking(False)
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)
+        return await asyncio.wait_for(asyncio.open_connection(
+            sock=sock, ssl=ssl_context, server_hostname=host if ssl_context else None), timeout)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _http_get(spec: Obj, host: str, port: int, timeout: float, netns: str | None) -> ProbeResult:
     scheme = (spec.get("scheme") or "HTTP").lower()
     path = spec.get("path") or "/"
+    path = path if path.startswith("/") else "/" + path
     target = spec.get("host") or host
-    headers = {h["name"]: h["value"] for h in spec.get("httpHeaders") or []}
-    headers.setdefault("User-Agent", "kube-probe/1.30")
-    url = f"{scheme}://{target}:{port}{path if path.startswith('/') else '/' + path}"
+    headers = [("Host", f"{target}:{port}"), ("User-Agent", "kube-probe/1.30"), ("Accept", "*/*"),
+               ("Connection", "close")]
+    custom = [(h["name"], h["value"]) for h in spec.get("httpHeaders") or []]
+    names = {n.lower() for n, _ in custom}
+    headers = [h for h in headers if h[0].lower() not in names] + custom
+    url = f"{scheme}://{target}:{port}{path}"
+    context = None
+    if scheme == "https":  # the kubelet does not verify probe certificates
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    writer = None
     try:
-        async with httpx.AsyncClient(verify=False, timeout=timeout, trust_env=False) as http:
-            resp = await http.get(url, headers=headers)
-    except httpx.TimeoutException:
+        reader, writer = await open_stream(target, port, timeout, netns=netns, ssl_context=context)
+        conn = h11.Connection(h11.CLIENT)
+        writer.write(conn.send(h11.Request(method="GET", target=path, headers=headers))
+                     + conn.send(h11.EndOfMessage()))
+        await asyncio.wait_for(writer.drain(), timeout)
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await asyncio.wait_for(reader.read(65536), timeout))
+                continue
+            if isinstance(event, h11.Response):
+                code = event.status_code
+                break
+            if isinstance(event, h11.ConnectionClosed):
+                return ProbeResult(False, f'Get "{url}": EOF')
+    except asyncio.TimeoutError:
         return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
-    except httpx.HTTPError as exc:
-        return ProbeResult(False, f'Get "{url}": {exc or type(exc).__name__}')
-    if 200 <= resp.status_code < 400:
+    except (OSError, h11.ProtocolError, ssl.SSLError) as exc:
+        return ProbeResult(False, f'Get "{url}": {getattr(exc, "strerror", None) or exc or type(exc).__name__}')
+    finally:
+        if writer is not None:
+            writer.close()
+    if 200 <= code < 400:
         return ProbeResult(True)
-    return ProbeResult(False, f"HTTP probe failed with statuscode: {resp.status_code}")
+    return ProbeResult(False, f"HTTP probe failed with statuscode: {code}")
 
 
-async def _tcp(host: str, port: int, timeout: float) -> ProbeResult:
+async def _tcp(host: str, port: int, timeout: float, netns: str | None) -> ProbeResult:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await open_stream(host, port, timeout, netns=netns)
     except asyncio.TimeoutError:
         return ProbeResult(False, f"dial tcp {host}:{port}: i/o timeout")
     except OSError as exc:
@@ -103,8 +179,9 @@ async def _grpc(host: str, port: int, service: str, timeout: float) -> ProbeResu
 
 
 async def run_handler(handler: Obj, *, host: str, container: Obj, timeout: float,
-                      exec_runner: ExecRunner) -> ProbeResult:
-    """One attempt of a probe or lifecycle handler."""
+                      exec_runner: ExecRunner, netns: str | None = None) -> ProbeResult:
+    """One attempt of a probe or lifecycle handler. With `netns`, httpGet and tcpSocket
+    connect from inside that network namespace (host is then usually 127.0.0.1)."""
     try:
         if handler.get("exec") is not None:
             cmd = list(handler["exec"].get("command") or [])
@@ -118,10 +195,10 @@ async def run_handler(handler: Obj, *, host: str, container: Obj, timeout: float
             return ProbeResult(False, text or f"command {cmd!r} exited with {code}")
         if handler.get("httpGet") is not None:
             spec = handler["httpGet"]
-            return await _http_get(spec, host, resolve_port(spec.get("port"), container), timeout)
+            return await _http_get(spec, host, resolve_port(spec.get("port"), container), timeout, netns)
         if handler.get("tcpSocket") is not None:
             spec = handler["tcpSocket"]
-            return await _tcp(spec.get("host") or host, resolve_port(spec.get("port"), container), timeout)
+            return await _tcp(spec.get("host") or host, resolve_port(spec.get("port"), container), timeout, netns)
         if handler.get("grpc") is not None:
             spec = handler["grpc"]
             return await _grpc(host, int(spec["port"]), spec.get("service") or "", timeout)
@@ -160,7 +237,8 @@ class ProbeLoop:
     (after the thresholds), starting from `initial` (False for readiness/startup)."""
 
     def __init__(self, kind: str, probe: Obj, *, host: str, container: Obj, exec_runner: ExecRunner,
-                 on_change: Callable[[str, bool, str], Awaitable[None]], time_scale: float = 1.0) -> None:
+                 on_change: Callable[[str, bool, str], Awaitable[None]], time_scale: float = 1.0,
+                 netns: str | None = None) -> None:
         self.kind = kind  # "liveness" | "readiness" | "startup"
         self.probe = probe
         self.timing = ProbeTiming.of(probe)
@@ -169,6 +247,7 @@ class ProbeLoop:
         self.exec_runner = exec_runner
         self.on_change = on_change
         self.time_scale = time_scale
+        self.netns = netns
         self.verdict: bool | None = None
         self.task: asyncio.Task | None = None
 
@@ -185,7 +264,7 @@ class ProbeLoop:
         successes = failures = 0
         while True:
             result = await run_handler(self.probe, host=self.host, container=self.container,
-                                       timeout=t.timeout, exec_runner=self.exec_runner)
+                                       timeout=t.timeout, exec_runner=self.exec_runner, netns=self.netns)
             if result.success:
                 successes, failures = successes + 1, 0
                 if self.verdict is not True and successes >= t.success_threshold:

@@ -534,11 +534,13 @@ class PodWorker:
                 inst.kill_reason = f"Container {name} failed liveness probe, will be restarted"
             self.wake.set()
 
+        in_netns = self.agent.hooks.probe_in_netns(self.pod) and sandbox.netns_path.startswith("/")
+        host, netns = ("127.0.0.1", sandbox.netns_path) if in_netns else (sandbox.ip, None)
         for kind, probe in (("startup", startup), ("liveness", liveness), ("readiness", readiness)):
             if probe is None:
                 continue
-            loop = probes.ProbeLoop(kind, probe, host=sandbox.ip, container=c, exec_runner=exec_runner,
-                                    on_change=on_change, time_scale=self.agent.probe_time_scale)
+            loop = probes.ProbeLoop(kind, probe, host=host, container=c, exec_runner=exec_runner,
+                                    on_change=on_change, time_scale=self.agent.probe_time_scale, netns=netns)
             inst.loops.append(loop)
             if kind == "startup" or startup is None or inst.started:
                 if kind == "startup" and inst.started:
@@ -575,10 +577,15 @@ class PodWorker:
         async def exec_runner(args: list[str], timeout: float) -> tuple[int, bytes, bytes]:
             return await self.agent.runtime.exec(cid, args, timeout=timeout)
 
+        sandbox = await self.agent.network.get_sandbox(self.key)
+        if sandbox is not None and self.agent.hooks.probe_in_netns(self.pod):
+            host, netns = "127.0.0.1", sandbox.netns_path
+        else:
+            host, netns = self.pod_ip or "127.0.0.1", None
         try:
             result = await asyncio.wait_for(
-                probes.run_handler(hook, host=self.pod_ip or "127.0.0.1", container=c,
-                                   timeout=max(grace, 1.0), exec_runner=exec_runner),
+                probes.run_handler(hook, host=host, container=c, timeout=max(grace, 1.0),
+                                   exec_runner=exec_runner, netns=netns),
                 timeout=max(grace, 1.0))
         except asyncio.TimeoutError:
             return

@@ -464,7 +464,11 @@ async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
     server = XdsServer(control)
     await node.restart_agent(hooks=MeshHooks(xds_server=server, socket_dir=node.settings.run_dir / "xds"))
     try:
-        await node.create_pod(inject.inject(busybox_pod("meshed-ready", HTTPD)))
+        # the app's readiness probe must pass although inbound traffic to it is captured
+        # into the sidecar, which wants mTLS (STRICT): the agent probes inside the pod netns
+        app = busybox_pod("meshed-ready", HTTPD, container={
+            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}})
+        await node.create_pod(inject.inject(app))
         got = await node.wait_pod("meshed-ready", lambda p: p["status"].get("podIP"))
         assert waiting_reason(got, "main") in ("ContainerCreating", None)
         source.put(PODS, got)  # what the daemon's ClusterSource over the API would show
