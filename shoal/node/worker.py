@@ -343,6 +343,8 @@ class PodWorker:
             if inst is None or inst.container_id != cur.container_id:
                 if inst is not None:
                     inst.cancel()
+                else:  # adopted (daemon restart): let hooks re-make what they serve it (xDS socket)
+                    await self.agent.hooks.plan_container(self.pod, c, sandbox, self.root)
                 inst = self._track(c, cur.container_id, sandbox)
             wanted = intent.container_hash(c)
             if cur.labels.get(intent.LABEL_HASH, wanted) != wanted and not inst.kill_reason:

@@ -477,6 +477,18 @@ async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
         app = container_status(got, "main")
         assert proxy["ready"] and app["ready"]
         assert proxy["state"]["running"]["startedAt"] <= app["state"]["running"]["startedAt"]
+        # a daemon restart (new agent, new xDS server) re-binds the pod's socket: Envoy
+        # reconnects and stays ready, nothing restarts
+        await server.stop(0)
+        server = XdsServer(control)
+        await node.restart_agent(hooks=MeshHooks(xds_server=server, socket_dir=node.settings.run_dir / "xds"))
+
+        async def reconnected() -> bool:
+            return any(st.connected and st.sent for st in server.status())  # sent by the new server
+
+        await eventually(reconnected, timeout=20, what="sidecar reconnected to the new xDS server")
+        got = await node.wait_pod("meshed-ready", is_ready)
+        assert container_status(got, "istio-proxy")["restartCount"] == 0
         await node.client.delete("pods", "default", "meshed-ready")
         await node.wait_gone("meshed-ready")
     finally:
