@@ -54,7 +54,7 @@ from shoal.builder.expand import expand
 from shoal.builder.metadata import METADATA, apply_metadata, command_words, workdir_of
 from shoal.builder.progress import PlainProgress, Progress
 from shoal.builder.runmounts import RunMount, parse_mount
-from shoal.images import Image, ImageError, ImageStore, mediatypes, mounts
+from shoal.images import Image, ImageError, ImageStore, mediatypes, mounts, registry
 from shoal.images.layerfile import store_layer_tar, write_diff_tar
 from shoal.runtime import NETWORK_HOST, ContainerIntent, Mount, Runtime, RuntimeError_, RuntimeFailure
 from shoal.runtime.spec.users import resolve_user
@@ -80,6 +80,10 @@ class BuildOptions:
     """SOURCE_DATE_EPOCH for history times and layer mtimes; default the env var, else 0."""
     host_pip_config: bool = True
     """Give RUN containers the host's pip configuration (index, mirrors, cert)."""
+    pull: bool = True
+    """Pull a FROM / COPY --from image that is not in the store (docker's --pull=missing)."""
+    tls_verify: bool = True
+    """False: plain HTTP / unverified TLS for pulls (local registries)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +217,7 @@ class _BuildRun:
         self.step_count = 0
         self.results: dict[int, asyncio.Future] = {}
         self.steps: dict[tuple[int, int], _Step] = {}
+        self.pull_locks: dict[str, asyncio.Lock] = {}
 
     # -- plan --------------------------------------------------------------------------
 
@@ -354,16 +359,27 @@ class _BuildRun:
             parent = await self._stage_state(base, stage.line, "FROM")
             config = copy.deepcopy(parent.config)
             return ic.StageState(parent.chain, parent.layers, config)
-        try:
-            image = await asyncio.to_thread(self.store.resolve, base)
-        except ImageError as exc:
-            raise BuildError(f"base image {base!r}: {exc} (pull or bootstrap it first: shoal image pull)",
-                             stage.line, "FROM") from None
+        image = await self._image(base, stage.line, "FROM")
         layers = tuple((d["digest"], diff, int(d["size"]), d["mediaType"])
                        for d, diff in zip(image.layer_descriptors, image.diff_ids))
         config = copy.deepcopy(image.raw_config)
         config.setdefault("history", [])
         return ic.StageState(image.digest, layers, config)
+
+    async def _image(self, ref: str, line: int, keyword: str) -> Image:
+        """An image from the store, pulled first if missing (once per build and ref)."""
+        async with self.pull_locks.setdefault(ref, asyncio.Lock()):
+            try:
+                return await asyncio.to_thread(self.store.resolve, ref)
+            except ImageError as exc:
+                if not self.opts.pull:
+                    raise BuildError(f"image {ref!r}: {exc}", line, keyword) from None
+                missing = exc
+            self.b.progress.info(f"pulling {ref}")
+            try:
+                return await registry.pull(self.store, ref, insecure=not self.opts.tls_verify)
+            except (ImageError, OSError) as exc:
+                raise BuildError(f"image {ref!r}: {missing}; pulling it failed: {exc}", line, keyword) from None
 
     # -- cache -------------------------------------------------------------------------
 
@@ -532,10 +548,10 @@ class _BuildRun:
             src_state = await self._stage_state(from_ref, ins.line, kw)
             if src_state is None:
                 try:
-                    image = await asyncio.to_thread(self.store.resolve, from_ref)
-                except ImageError:
-                    raise UnknownStage(f"--from={from_ref!r}: no such stage in this Dockerfile and no such image "
-                                       "in the store", ins.line, kw) from None
+                    image = await self._image(from_ref, ins.line, kw)
+                except BuildError as exc:
+                    raise UnknownStage(f"--from={from_ref!r}: no such stage in this Dockerfile, and as an "
+                                       f"image: {exc.detail}", ins.line, kw) from None
                 layers = tuple((d["digest"], diff, int(d["size"]), d["mediaType"])
                                for d, diff in zip(image.layer_descriptors, image.diff_ids))
                 src_state = ic.StageState(image.digest, layers, image.raw_config)

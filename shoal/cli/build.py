@@ -75,19 +75,24 @@ def parse_output(value: str | None) -> tuple[str, Path] | None:
 @click.option("--secret", multiple=True, metavar="id=ID,src=FILE",
               help="A file RUN --mount=type=secret,id=ID can read; never stored in a layer.")
 @click.option("-o", "--output", metavar="type=oci,dest=FILE", help="Also write the image as an archive.")
+@click.option("--pull/--no-pull", default=True, show_default=True,
+              help="Pull a FROM image that is not in the store.")
+@click.option("--tls-verify", type=bool, default=True, show_default=True,
+              help="--tls-verify=false: plain HTTP / unverified TLS for pulls (local registries).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty"]), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.pass_context
 def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: str | None,
           build_arg: tuple[str, ...], target: str | None, no_cache: bool, platform: str | None,
-          secret: tuple[str, ...], output: str | None, progress: str, quiet: bool) -> None:
+          secret: tuple[str, ...], output: str | None, pull: bool, tls_verify: bool, progress: str,
+          quiet: bool) -> None:
     """Build an image from a Dockerfile in CONTEXT."""
     settings = settings_from(ctx)
     out = parse_output(output)
     options = BuildOptions(
         context=Path(context), dockerfile=Path(dockerfile) if dockerfile else None, tags=tags,
         build_args=parse_build_args(build_arg), target=target, no_cache=no_cache, platform=platform,
-        secrets=parse_secrets(secret))
+        secrets=parse_secrets(secret), pull=pull, tls_verify=tls_verify)
     store = ImageStore(settings.images_dir)
     build_dir = settings.state_dir / "build"
     runtime = Runtime(build_dir / "containers", cgroup_parent=CGROUP_PARENT)

@@ -30,6 +30,8 @@ class BuildEnv:
     log: io.StringIO
 
     async def build(self, context: Path, **kwargs):
+        """Build; pulls are off unless asked (tests never reach a registry off loopback)."""
+        kwargs.setdefault("pull", False)
         self.log.seek(0)
         self.log.truncate()
         return await self.builder.build(BuildOptions(context=context, **kwargs))

@@ -311,3 +311,24 @@ async def test_cancelling_a_build_removes_its_container_and_snapshot(benv, tmp_p
     assert benv.leftovers() == {"snapshots": [], "mounts": [], "containers": []}
     with pytest.raises(ImageNotFound):
         benv.store.resolve("localhost/cancelled:1")
+
+
+async def test_missing_base_is_pulled_from_a_registry(benv, tmp_path):
+    from tests.images.registry_fixtures import Registry
+
+    archive = tmp_path / "busybox.tar"
+    benv.store.export("busybox", archive)
+    reg = Registry(tmp_path / "registry")
+    try:
+        reg.seed(archive, "shoal/busybox:v1")
+        ref = f"{reg.host}/shoal/busybox:v1"
+        ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM {ref}\nRUN echo pulled > /p\n"})
+        with pytest.raises(BuildError, match="not in the store") as info:
+            await benv.build(ctx, pull=False)
+        assert info.value.line == 1
+        await benv.build(ctx, tags=["localhost/pulled:1"], pull=True, tls_verify=False)
+        assert "pulling" in benv.log.getvalue()
+        assert benv.store.resolve(ref).layers == benv.store.resolve("busybox").layers
+        assert (await benv.run_image("localhost/pulled:1", ["cat", "/p"]))[1] == "pulled\n"
+    finally:
+        reg.close()
