@@ -20,9 +20,10 @@ container=None, previous=False) -> (container_id, log_path)`.
 
 Modules: agent (watches, shared services), worker (per-pod sync), status (pure status),
 envvars (pure env), intent (pure runtime intent), volumes (atomic writer, emptyDir,
-hostPath, PVC), probes, backoff (CrashLoopBackOff), pulling (imagePullPolicy),
-provisioner (local-path PVCs), paths (disk layout and container ids), access (CLI
-resolver), errors.
+hostPath, PVC, downwardAPI, projected), probes (incl. probing inside a pod netns),
+backoff (CrashLoopBackOff), pulling (imagePullPolicy), provisioner (local-path PVCs),
+hooks (PodHooks; MeshHooks: capture rules, ordered start, the Envoy sidecar), paths
+(disk layout and container ids), access (CLI resolver), errors.
 """
 
 from __future__ import annotations
