@@ -35,9 +35,10 @@ def parse_time(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def parse_lines(raw_lines: Iterable[str]) -> Iterator[LogLine]:
-    """Join P pieces per stream; skip malformed lines."""
-    partial: dict[str, list[str]] = {}
+def parse_lines(raw_lines: Iterable[str], partial: dict[str, list[str]] | None = None) -> Iterator[LogLine]:
+    """Join P pieces per stream; skip malformed lines. Pass the same `partial` dict to
+    successive calls (a follower) so a long line split across reads comes out whole."""
+    partial = {} if partial is None else partial
     for raw in raw_lines:
         raw = raw.rstrip("\n")
         parts = raw.split(" ", 3)
@@ -105,8 +106,9 @@ async def stream_logs(
         old = rotated_path(path).read_text(errors="replace")
     except FileNotFoundError:
         old = ""
+    pieces: dict[str, list[str]] = {}
     complete, _, pending = (f.read() if f is not None else "").rpartition("\n")
-    existing = [ln for ln in parse_lines((old + complete).split("\n")) if keep(ln)]
+    existing = [ln for ln in parse_lines((old + complete).split("\n"), pieces) if keep(ln)]
     if tail is not None:
         existing = existing[-tail:] if tail > 0 else []
     for line in existing:
@@ -119,7 +121,7 @@ async def stream_logs(
                 pending += chunk
                 complete, _, pending = pending.rpartition("\n")
                 if complete:
-                    for line in parse_lines(complete.split("\n")):
+                    for line in parse_lines(complete.split("\n"), pieces):
                         if keep(line):
                             yield line
                 continue
@@ -139,7 +141,7 @@ async def stream_logs(
                 if tail_text:
                     pending += tail_text
                     complete, _, pending = pending.rpartition("\n")
-                    for line in parse_lines(complete.split("\n")):
+                    for line in parse_lines(complete.split("\n"), pieces):
                         if keep(line):
                             yield line
                 pending = ""

@@ -225,3 +225,12 @@ async def test_kill_delivers_a_signal(runtime: Runtime, busybox_rootfs: Path) ->
     assert (await runtime.wait(cid, timeout=30)).exit_code == 137
     with pytest.raises(ContainerStateError):
         await runtime.kill(cid, "TERM")
+
+
+async def test_a_long_line_comes_back_whole(runtime: Runtime, busybox_rootfs: Path) -> None:
+    script = "sleep 0.3; head -c 40000 /dev/zero | tr '\\0' x; echo; echo end"
+    cid = await runtime.run(sh(busybox_rootfs, "longline", script))
+    followed = await asyncio.wait_for(_collect(runtime.logs(cid, follow=True)), 30)
+    assert followed == ["x" * 40000, "end"]
+    assert "stdout P " in runtime.log_path(cid).read_text()  # conmon did split it
+    assert [line.text async for line in runtime.logs(cid)] == ["x" * 40000, "end"]
