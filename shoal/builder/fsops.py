@@ -5,6 +5,7 @@ followed relative to the rootfs, never out of it), so a hostile base image canno
 COPY write outside its rootfs. `copy_in` copies context/stage files (symlinks as
 symlinks, modes and mtimes kept, owner set). `extract_tar` unpacks a local archive for
 ADD with Python's `data` filter (no absolute paths, no escapes, no devices).
+Extracted files are owned by root (or --chown): the `data` filter drops tar ownership.
 `prune_mount_stubs` removes from an upper dir the empty files and directories runc
 created as mount points for that step (/etc/resolv.conf, /run/secrets/x, cache
 targets), so they never enter a layer.
@@ -98,8 +99,11 @@ def copy_in(entries: list[tuple[Path, str, os.stat_result]], root: Path, uid: in
 
 def extract_tar(archive: Path, root: Path, dest: str, uid: int | None, gid: int | None) -> None:
     target = make_dirs(root, dest, 0, 0, chown_new=False)
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")  # refuses escapes, absolute links, devices
+    except tarfile.TarError as exc:
+        raise OSError(f"extracting {archive.name}: {exc}") from None
     if uid is not None:
         for dirpath, dirnames, filenames in os.walk(target):
             for name in dirnames + filenames:

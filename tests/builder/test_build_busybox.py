@@ -332,3 +332,16 @@ async def test_missing_base_is_pulled_from_a_registry(benv, tmp_path):
         assert (await benv.run_image("localhost/pulled:1", ["cat", "/p"]))[1] == "pulled\n"
     finally:
         reg.close()
+
+
+async def test_add_refuses_an_archive_that_escapes(benv, tmp_path):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("../../escape")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nADD evil.tar /opt/\n", "evil.tar": archive.getvalue()})
+    with pytest.raises(BuildError, match="evil.tar") as info:
+        await benv.build(ctx)
+    assert info.value.line == 2 and not (tmp_path / "escape").exists()
+    assert benv.leftovers() == {"snapshots": [], "mounts": [], "containers": []}
