@@ -54,6 +54,8 @@ def stats(cgroup_path: str) -> dict[str, int | None]:
 def oom_kill_count(cgroup_path: str) -> int:
     """OOM kills recorded by the memory cgroup (while it still exists)."""
     rel = cgroup_path.strip("/")
+    if not rel:
+        return 0
     text = _read(CGROUP_ROOT / rel / "memory.events") if _is_unified() else _read(
         CGROUP_ROOT / "memory" / rel / "memory.oom_control")
     return _stat_value(text or "", "oom_kill") or 0

@@ -225,7 +225,8 @@ class Runtime:
         exited = self._exit_status(cid)
         if exited is not None:
             code, when = exited
-            oom = self.paths.oom(cid).exists()
+            # conmon's marker; the memory cgroup's own counter (until delete) as a second witness
+            oom = self.paths.oom(cid).exists() or cgroups.oom_kill_count(meta.get("cgroups_path") or "") > 0
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
             return ContainerStatus(state=EXITED, exit_code=code, finished_at=_utc(when), oom_killed=oom,
                                    reason=reason, **base)
