@@ -32,7 +32,7 @@ from shoal.runtime import cgroups, execs, logs as logs_mod, shim
 from shoal.runtime.errors import (
     ContainerExists, ContainerNotFound, ContainerStateError, ExecTimeout, RuncError, SpecError,
 )
-from shoal.runtime.intent import ContainerIntent
+from shoal.runtime.intent import NETWORK_HOST, ContainerIntent
 from shoal.runtime.paths import RuntimePaths
 from shoal.runtime.runc import Runc
 from shoal.runtime.spec import oci_spec
@@ -126,7 +126,13 @@ class Runtime:
         if intent.etc_hosts is None:
             hosts = self.paths.hosts(cid)
             hostname = intent.hostname or cid[:63]
-            hosts.write_text(DEFAULT_HOSTS + f"127.0.1.1\t{hostname}\n")
+            if intent.network == NETWORK_HOST:  # the host's names, as Docker does for --network host
+                try:
+                    shutil.copyfile("/etc/hosts", hosts)
+                except OSError:
+                    hosts.write_text(DEFAULT_HOSTS)
+            else:
+                hosts.write_text(DEFAULT_HOSTS + f"127.0.1.1\t{hostname}\n")
             overrides["etc_hosts"] = hosts
         if intent.resolv_conf is None:
             resolv = self.paths.resolv_conf(cid)

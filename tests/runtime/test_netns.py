@@ -39,3 +39,13 @@ async def test_private_netns_has_only_loopback(runtime: Runtime, busybox_rootfs:
     await runtime.wait(cid, timeout=30)
     names = {line.text.split(":")[0].strip() async for line in runtime.logs(cid) if ":" in line.text}
     assert names == {"lo"}
+
+
+async def test_host_network_sees_host_interfaces(runtime: Runtime, busybox_rootfs: Path) -> None:
+    host_names = {line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines() if ":" in line}
+    cid = await runtime.run(ContainerIntent(id="hostnet", rootfs=busybox_rootfs, network="host",
+                                            command=["sh", "-c", "cat /proc/net/dev; ls /sys/class/net"]))
+    assert (await runtime.wait(cid, timeout=30)).exit_code == 0
+    names = {line.text.split(":")[0].strip() async for line in runtime.logs(cid) if ":" in line.text}
+    # other tests add and remove veths on the host meanwhile: compare the stable part
+    assert "lo" in names and (names & host_names) - {"lo"}, (names, host_names)
