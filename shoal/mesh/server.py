@@ -292,6 +292,8 @@ class XdsServer:
                 path.unlink()
 
     async def _serve(self, path: Path, mode: int, only: tuple[str, str] | None) -> None:
+        # binding a path again (a re-adopted sidecar) replaces the earlier server
+        await self.unbind_pod_socket(path, grace=0)
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -237,6 +237,9 @@ async def test_pod_socket_serves_only_its_pod(plane):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await other.reader
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # binding the same path again replaces the earlier server (no duplicate listeners)
+    await server.bind_pod_socket(socket, "default", "client")
+    assert [p for _, p in server._servers].count(socket) == 1
     await server.unbind_pod_socket(socket)
     assert not socket.exists()
 
