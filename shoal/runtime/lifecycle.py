@@ -392,12 +392,17 @@ class Runtime:
             sock.unlink(missing_ok=True)
 
     async def cleanup_all(self) -> None:
-        """Kill and delete every container under root; remove the cgroup parent."""
-        for st in await self.list():
-            try:
-                await self.delete(st.id, force=True)
-            except ContainerNotFound:
-                pass
+        """Kill and delete every container under root (8 at a time); remove the cgroup parent."""
+        limit = asyncio.Semaphore(8)
+
+        async def remove(cid: str) -> None:
+            async with limit:
+                try:
+                    await self.delete(cid, force=True)
+                except ContainerNotFound:
+                    pass
+
+        await asyncio.gather(*(remove(st.id) for st in await self.list()))
         if self.paths.runc_root.is_dir():
             for cid in await self.runc.list_ids():
                 await self.runc.delete(cid, force=True)

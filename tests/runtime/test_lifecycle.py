@@ -234,3 +234,11 @@ async def test_a_long_line_comes_back_whole(runtime: Runtime, busybox_rootfs: Pa
     assert followed == ["x" * 40000, "end"]
     assert "stdout P " in runtime.log_path(cid).read_text()  # conmon did split it
     assert [line.text async for line in runtime.logs(cid)] == ["x" * 40000, "end"]
+
+
+async def test_cleanup_all_removes_many_running_containers(runtime: Runtime, busybox_rootfs: Path) -> None:
+    ids = await asyncio.gather(*(runtime.run(sh(busybox_rootfs, f"many-{i}", "sleep 300")) for i in range(6)))
+    assert sorted(s.id for s in await runtime.list() if s.state == "running") == sorted(ids)
+    await runtime.cleanup_all()
+    assert await runtime.list() == []
+    assert not leftover_cgroups(runtime.cgroup_parent)
