@@ -4,6 +4,7 @@
         etc/hosts, etc/resolv.conf, etc/hostname     bind-mounted into every container
         volumes/<volume name>/                       configMap/secret/emptyDir data
         <container>/<restartCount>.log               CRI-format logs, one file per run
+        <container>/<restartCount>.termination-log   the run's terminationMessagePath
     <volumes_dir>/pvc-<uid>_<ns>_<name>/             local-path PersistentVolumes
 
 Runtime container ids and snapshot keys are `<uid part>_<name part>_<restartCount>`: the
@@ -33,6 +34,11 @@ def pod_dir_of(settings: Settings, pod: Mapping[str, Any]) -> Path:
 
 def log_path(pod_root: Path, container: str, restart_count: int) -> Path:
     return pod_root / container / f"{restart_count}.log"
+
+
+def termination_message_path(pod_root: Path, container: str, restart_count: int) -> Path:
+    """The host file bind-mounted at the container's terminationMessagePath."""
+    return pod_root / container / f"{restart_count}.termination-log"
 
 
 def volume_dir(pod_root: Path, volume: str) -> Path:

@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
 import shutil
 import time
@@ -66,6 +67,7 @@ class Observed:
     oom_killed: bool
     reason: str
     labels: dict
+    message: str = ""  # termination message (read by `observe` for exited instances)
 
     def terminated(self) -> status.Terminated:
         code = self.exit_code if self.exit_code is not None else 137
@@ -75,7 +77,32 @@ class Observed:
             started_at=self.started_at,
             finished_at=self.finished_at,
             container_id=self.container_id,
+            message=self.message,
         )
+
+
+MAX_MESSAGE_BYTES = 4096  # the kubelet's cap for a termination message file
+FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048  # ... and for FallbackToLogsOnError
+
+
+def termination_message(message_file: Path, log_file: Path, *, policy: str, exit_code: int | None) -> str:
+    """What the container wrote to its terminationMessagePath, or with policy
+    FallbackToLogsOnError and a failed exit, the tail of its log (the kubelet's rules)."""
+    try:
+        with open(message_file, "rb") as f:
+            text = f.read(MAX_MESSAGE_BYTES).decode(errors="replace")
+    except OSError:
+        text = ""
+    if text or policy != "FallbackToLogsOnError" or not exit_code:
+        return text
+    from shoal.runtime import logs as runtime_logs
+
+    try:
+        lines = runtime_logs.read_all(log_file)[-FALLBACK_LOG_LINES:]
+    except OSError:
+        return ""
+    tail = "\n".join(line.text for line in lines)
+    return tail.encode()[-FALLBACK_LOG_BYTES:].decode(errors="ignore")
 
 
 @dataclasses.dataclass
@@ -194,8 +221,17 @@ class PodWorker:
                 started_at=st.started_at, finished_at=st.finished_at, oom_killed=bool(st.oom_killed),
                 reason=st.reason or "", labels=dict(st.labels or {}),
             ))
-        for lst in out.values():
+        specs = {paths.name_part(c["name"]): c for c in list(self.pod["spec"].get("initContainers") or [])
+                 + list(self.pod["spec"].get("containers") or [])}
+        for part, lst in out.items():
             lst.sort(key=lambda o: o.index, reverse=True)
+            c = specs.get(part)
+            for o in lst[:2]:
+                if o.state == "exited" and c is not None:
+                    o.message = await asyncio.to_thread(
+                        termination_message, paths.termination_message_path(self.root, c["name"], o.index),
+                        paths.log_path(self.root, c["name"], o.index),
+                        policy=c.get("terminationMessagePolicy", "File"), exit_code=o.exit_code)
         return out
 
     # -- the sync ------------------------------------------------------------------------
@@ -422,6 +458,12 @@ class PodWorker:
             mounts = intent.container_mounts(c, self._volume_paths, self._etc_files)
             if plan is not None:
                 mounts += plan.mounts
+            message_file = paths.termination_message_path(self.root, name, index)
+            message_file.parent.mkdir(parents=True, exist_ok=True)
+            message_file.write_bytes(b"")
+            os.chmod(message_file, 0o666)  # any container user may write its message
+            mounts.append(intent.MountSpec(c.get("terminationMessagePath") or "/dev/termination-log",
+                                           str(message_file)))
             cid = paths.container_id(self.uid, name, index)
             await self.agent.create_and_start(self.pod, c, cid, img, env, mounts, sandbox, index,
                                               paths.log_path(self.root, name, index))

@@ -495,3 +495,16 @@ async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
         await node.restart_agent()
         await server.stop(0)
         await control.stop()
+
+
+async def test_termination_messages_from_file_and_from_logs(node):
+    await node.create_pod(busybox_pod("says-why", ["sh", "-c", "echo 'disk full' > /dev/termination-log; exit 2"],
+                                      restartPolicy="Never"))
+    pod = busybox_pod("logs-why", ["sh", "-c", "echo starting; echo 'cannot connect to db'; exit 1"],
+                      restartPolicy="Never", container={"terminationMessagePolicy": "FallbackToLogsOnError"})
+    await node.create_pod(pod)
+    for name, expected in (("says-why", "disk full\n"), ("logs-why", "starting\ncannot connect to db")):
+        got = await node.wait_pod(name, lambda p: p["status"].get("phase") == "Failed")
+        assert container_status(got)["state"]["terminated"]["message"] == expected
+        await node.client.delete("pods", "default", name)
+        await node.wait_gone(name)
