@@ -1,0 +1,53 @@
+"""The mesh's seams into the API server: Istio kinds and the sidecar-injection step.
+
+`register_kinds()` makes the API serve `security.istio.io` PeerAuthentication (v1, and
+v1beta1 as Istio still accepts it) with `validate_peer_authentication` as its semantic
+validator, so a malformed policy is rejected at the API with the field path
+(`spec.mtls.mode: Unsupported value: "MUTUAL"`). Call it once at start-up, before
+serving (the API's kind registry is not meant to change while serving).
+
+`injection_step(options)` is a mutating admission step (`shoal.apiserver.admission`):
+on Pod CREATE it injects the sidecar when `inject.needs_injection` says so, and rejects
+a pod that cannot be meshed with `Invalid` naming the field. The daemon appends it to
+the chain's `mutating` list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.api import kinds
+from shoal.api.errors import Invalid
+from shoal.mesh import inject
+from shoal.mesh.translate.peerauth import validate_peer_authentication
+
+Obj = dict[str, Any]
+
+PEER_AUTHENTICATION_VERSIONS = ("v1", "v1beta1")
+
+
+def peer_authentication_type(version: str = "v1") -> kinds.ResourceType:
+    return kinds.ResourceType(
+        "security.istio.io", version, "PeerAuthentication", "peerauthentications",
+        "peerauthentication", True, ("pa",), categories=("istio-io", "security-istio-io"))
+
+
+def register_kinds() -> None:
+    for version in PEER_AUTHENTICATION_VERSIONS:
+        kinds.register(peer_authentication_type(version),
+                       validator=lambda obj, old: validate_peer_authentication(obj))
+
+
+def injection_step(options: inject.InjectOptions = inject.InjectOptions()):
+    """An admission step: `async (AdmissionRequest) -> dict | None`."""
+
+    async def inject_sidecar(request: Any) -> Obj | None:
+        if request.type.kind != "Pod" or request.type.group != "" or request.operation != "CREATE":
+            return None
+        pod, errors = inject.admit_pod(request.object, request.namespace, options)
+        if errors:
+            meta = request.object.get("metadata") or {}
+            raise Invalid("Pod", meta.get("name") or meta.get("generateName") or "", errors)
+        return None if pod is request.object else pod
+
+    return inject_sidecar
