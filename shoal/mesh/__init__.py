@@ -11,6 +11,7 @@
     inject      sidecar injection admission (pure)
     proxyconfig config_dump -> tables (`shoal mesh proxy-config`)
     report      `shoal mesh status` rows and `shoal mesh check` findings (pure)
+    kinds       API seams: PeerAuthentication kinds, sidecar-injection admission step
 
 Wiring (daemon): `ca = MeshCA.load_or_create(settings.pki_dir / "mesh")`,
 `control = MeshControl(source, ca, MeshConfig.from_settings(settings))`,
@@ -22,8 +23,9 @@ is created; then the sidecar runs `bootstrap.envoy_command(path)` as UID 1337 wi
 `bootstrap.build_bootstrap(proxy_identity(pod), socket)` written to `path`; app
 containers start once GET :15021/healthz/ready answers 200; for Jobs, POST
 127.0.0.1:15000/quitquitquit in the pod netns when the app containers have exited.
-API server admission: `inject.admit_pod(pod, namespace)` and
-`translate.validate_peer_authentication(obj)`.
+API server: `kinds.register_kinds()` at start-up (PeerAuthentication, validated with
+field paths) and `kinds.injection_step()` appended to the admission chain's mutating
+steps.
 """
 
 from shoal.mesh.ca import MeshCA, Svid
