@@ -133,7 +133,8 @@ async def test_logs_follow_tail_since(runtime: Runtime, busybox_rootfs: Path) ->
 
 async def test_delete_leaves_nothing_and_refuses_running(runtime: Runtime, busybox_rootfs: Path) -> None:
     cid = await runtime.run(sh(busybox_rootfs, "gone", "sleep 300"))
-    assert (await runtime.stats(cid))["pids"] == 1
+    stats = await runtime.stats(cid)
+    assert stats["pids"] == 1 and stats["memory_bytes"] > 0 and stats["cpu_usage_ns"] > 0, stats
     with pytest.raises(ContainerStateError):
         await runtime.delete(cid)
     await runtime.delete(cid, force=True)
