@@ -55,6 +55,9 @@ async def test_source_change_rebuilds_only_the_steps_after_its_copy(benv, tmp_pa
     assert third.image.layers[:3] == first.image.layers[:3]
     code, out = await benv.run_image("localhost/chg:1", ["cat", "/ab"])
     assert out == "one\nchanged\n"
+    fresh = await benv.build(ctx, tags=["localhost/chg:1"], no_cache=True)
+    assert (fresh.cache_hits, fresh.layers_built) == (0, 4)
+    assert fresh.image.digest == third.image.digest  # SOURCE_DATE_EPOCH: a rerun is byte-identical
 
 
 async def test_secret_is_readable_in_run_and_absent_from_every_layer(benv, tmp_path):
