@@ -243,9 +243,9 @@ async def test_unknown_target_and_foreign_platform_are_refused(benv, tmp_path):
 async def test_independent_stages_build_in_parallel(benv, tmp_path):
     ctx = write_context(tmp_path, {"Dockerfile": """\
 FROM busybox AS left
-RUN cut -d' ' -f1 /proc/uptime > /start; sleep 1.5; cut -d' ' -f1 /proc/uptime > /end
+RUN cut -d' ' -f1 /proc/uptime > /start; sleep 2.5; cut -d' ' -f1 /proc/uptime > /end
 FROM busybox AS right
-RUN cut -d' ' -f1 /proc/uptime > /start; sleep 1.5; cut -d' ' -f1 /proc/uptime > /end
+RUN cut -d' ' -f1 /proc/uptime > /start; sleep 2.5; cut -d' ' -f1 /proc/uptime > /end
 FROM busybox
 COPY --from=left /start /end /left/
 COPY --from=right /start /end /right/
@@ -254,6 +254,9 @@ COPY --from=right /start /end /right/
     code, out = await benv.run_image("localhost/parallel:1", ["cat", "/left/start", "/left/end", "/right/start", "/right/end"])
     left_start, left_end, right_start, right_end = map(float, out.split())
     assert left_start < right_end and right_start < left_end  # the two RUNs overlapped
+    left = await benv.build(ctx, tags=["localhost/parallel:left"], target="left", platform="linux/amd64")
+    assert left.steps == 2 and left.cache_hits == 1  # only the target stage, from the cache
+    assert (await benv.run_image("localhost/parallel:left", ["ls", "/"]))[1].split().count("start") == 1
 
 
 async def test_pinned_digest_and_scratch_bases(benv, tmp_path):
