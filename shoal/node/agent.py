@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import time
 from typing import Any, Callable
 
 from shoal.api import errors as api_errors
@@ -336,5 +335,3 @@ def _references(pod: Obj, resource: str, name: str | None) -> bool:
     configmaps, secrets = envvars.referenced_objects(pod)
     return name in (configmaps if resource == "configmaps" else secrets)
 
-
-WorkerFactory = Callable[[NodeAgent, Obj], PodWorker]

@@ -35,13 +35,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.api import errors as api_errors
 from shoal.node import envvars, intent, paths, probes, status, volumes
 from shoal.node.errors import (
     ContainerConfigError,
     ContainerCreateError,
     ImagePullError,
-    NodeError,
     VolumeError,
 )
 
@@ -166,6 +164,7 @@ class PodWorker:
         self.initialized_once = False
         self.completing = False  # sidecars being stopped because the regular containers ended
         self.terminal_phase: str | None = None
+        self.terminal_reason: tuple[str, str] | None = None  # status.reason/message (DeadlineExceeded)
         self.done = False
         self.deleted_from_api = False  # the API object is gone already (forced delete)
         self.task: asyncio.Task | None = None
@@ -248,11 +247,21 @@ class PodWorker:
         if self.start_time is None:
             self.start_time = (pod.get("status") or {}).get("startTime") or status.rfc3339(time.time())
         observed = await self.observe()
+        deadline = spec.get("activeDeadlineSeconds")
+        left = float("inf")
+        if deadline and not self.terminal_phase and (pod.get("status") or {}).get("phase") not in TERMINAL:
+            started = dt.datetime.strptime(self.start_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+            left = started.timestamp() + float(deadline) - time.time()
+            if left <= 0:
+                self.terminal_phase = "Failed"
+                self.terminal_reason = ("DeadlineExceeded",
+                                        "Pod was active on the node longer than the specified deadline")
+                self.agent.emit(pod, "Normal", "DeadlineExceeded", self.terminal_reason[1])
         if self.terminal_phase or (pod.get("status") or {}).get("phase") in TERMINAL:
             self.terminal_phase = self.terminal_phase or pod["status"]["phase"]
             await self._stop_all(observed, grace=float(spec.get("terminationGracePeriodSeconds", 30)))
             await self.agent.network.delete_sandbox(self.key)
-            await self.write_status(await self._views_terminal(observed), phase=self.terminal_phase)
+            await self.write_status(await self._views_terminal(await self.observe()), phase=self.terminal_phase)
             return self.agent.resync * 10
 
         try:
@@ -275,7 +284,7 @@ class PodWorker:
             return 2.0
         self._etc_files = etc_files
 
-        delays: list[float] = [self.agent.resync]
+        delays: list[float] = [self.agent.resync, max(left, 0.05)]
         init_views: list[status.ContainerView] = []
         initialized = True
         init_failed = False
@@ -778,6 +787,10 @@ class PodWorker:
         }
         if init_views:
             new["initContainerStatuses"] = [v.to_status() for v in init_views]
+        if self.terminal_reason is not None:
+            new["reason"], new["message"] = self.terminal_reason
+        elif old.get("reason"):
+            new["reason"], new["message"] = old.get("reason"), old.get("message")
         ip = self.pod_ip or old.get("podIP")
         if ip:
             new["podIP"] = ip
@@ -866,4 +879,4 @@ def _qos_class(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-__all__ = ["PodWorker", "clean_runtime_error", "NodeError"]
+__all__ = ["HostSandbox", "PodWorker", "clean_runtime_error", "field_path", "termination_message"]

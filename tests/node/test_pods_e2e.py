@@ -508,3 +508,12 @@ async def test_termination_messages_from_file_and_from_logs(node):
         assert container_status(got)["state"]["terminated"]["message"] == expected
         await node.client.delete("pods", "default", name)
         await node.wait_gone(name)
+
+
+async def test_active_deadline_fails_the_pod(node):
+    await node.create_pod(busybox_pod("deadline", ["sleep", "3600"], activeDeadlineSeconds=2))
+    got = await node.wait_pod("deadline", lambda p: p["status"].get("phase") == "Failed", timeout=15)
+    assert got["status"]["reason"] == "DeadlineExceeded"
+    assert "terminated" in container_status(got)["state"]
+    await node.client.delete("pods", "default", "deadline")
+    await node.wait_gone("deadline")
