@@ -397,7 +397,7 @@ def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, 
         pass
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a terminal (needs one on this side).")
 @click.option("-e", "--env", "env", multiple=True, help="K=V, repeatable.")

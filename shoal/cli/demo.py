@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from shoal.api import printers
+from shoal.api import errors, printers
 from shoal.apiserver.http_client import HttpClient
 from shoal.cli.context import settings_from
 from shoal.cli.daemon import _start_detached, api_ready, daemon_pid
@@ -54,11 +54,31 @@ def _ensure_images(settings: Settings, say: Any) -> None:
 
 
 async def _apply(client: HttpClient, say: Any) -> None:
+    await _wait_namespace_gone_if_terminating(client, say)
     for _, obj in read_manifests([str(APP)]):
         result = await apply_object(client, obj, None)
         kind = obj["kind"].lower()
         group = "apps" if obj["apiVersion"].startswith("apps/") else ""
         say(f"{kind}{'.' + group if group else ''}/{obj['metadata']['name']} {result}")
+
+
+async def _wait_namespace_gone_if_terminating(client: HttpClient, say: Any) -> None:
+    """A previous `demo --down` may still be emptying the namespace: let it finish."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    told = False
+    while True:
+        try:
+            ns = await client.get("namespaces", None, NAMESPACE)
+        except errors.NotFound:
+            return
+        if not ns["metadata"].get("deletionTimestamp"):
+            return
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"namespace {NAMESPACE} is still terminating; try again later")
+        if not told:
+            say(f"waiting for the previous namespace/{NAMESPACE} to finish terminating ...")
+            told = True
+        await asyncio.sleep(1)
 
 
 async def _wait_ready(client: HttpClient, say: Any) -> dict[str, Any]:
@@ -132,7 +152,10 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
             services, _ = await client.list("services", NAMESPACE)
             return {"deployment": deploy, "service": service, "pods": pods, "services": services}
 
-    state = asyncio.run(run())
+    try:
+        state = asyncio.run(run())
+    except errors.StatusError as err:
+        raise click.ClickException(f"Error from server ({err.reason}): {err.message}") from None
     service = state["service"]
     cluster_ip = service["spec"]["clusterIP"]
     node_port = service["spec"]["ports"][0]["nodePort"]

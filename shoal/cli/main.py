@@ -46,6 +46,11 @@ def _register() -> None:
 
 _register()
 
+# `shoal logs/exec POD`: pods are looked up after plain containers.
+from shoal.cli import containers as _containers, pods as _pods  # noqa: E402
+
+_containers.register_resolver(_pods.resolve_pod)
+
 
 def main() -> None:
     try:
