@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "shoal.cli.workloads",
     "shoal.cli.containers",
     "shoal.cli.images",
+    "shoal.cli.build",
     "shoal.cli.mesh",
     "shoal.cli.demo",
 )
