@@ -496,6 +496,8 @@ class PodWorker:
         self.agent.backoff.forget(create_key)
         self.image_ids[name] = getattr(img, "digest", None) or getattr(img, "image_id", "") or ""
         view.image_id = self.image_ids[name]
+        if not await self._post_start(c, cid, sandbox):
+            return view, False, False, 0.0  # killed: the next sync restarts it per policy
         view.container_id = cid
         view.running_since = dt.datetime.now(dt.timezone.utc)
         inst = self._track(c, cid, sandbox)
@@ -587,8 +589,7 @@ class PodWorker:
                 inst.kill_reason = f"Container {name} failed liveness probe, will be restarted"
             self.wake.set()
 
-        in_netns = self.agent.hooks.probe_in_netns(self.pod) and sandbox.netns_path.startswith("/")
-        host, netns = ("127.0.0.1", sandbox.netns_path) if in_netns else (sandbox.ip, None)
+        host, netns = self._handler_target(sandbox)
         for kind, probe in (("startup", startup), ("liveness", liveness), ("readiness", readiness)):
             if probe is None:
                 continue
@@ -622,6 +623,34 @@ class PodWorker:
         await self._pre_stop(c, cid, grace)
         await self.agent.stop_container(cid, grace)
 
+    def _handler_target(self, sandbox: Any) -> tuple[str, str | None]:
+        """Where httpGet/tcpSocket handlers connect: the pod IP from the host, or
+        127.0.0.1 inside the pod netns for pods the hooks say so (meshed pods)."""
+        if sandbox is not None and self.agent.hooks.probe_in_netns(self.pod) and sandbox.netns_path.startswith("/"):
+            return "127.0.0.1", sandbox.netns_path
+        return (getattr(sandbox, "ip", None) or self.pod_ip or "127.0.0.1"), None
+
+    async def _post_start(self, c: Obj, cid: str, sandbox: Any) -> bool:
+        """The postStart hook, run before the next container starts (as the kubelet does);
+        on failure the container is killed (FailedPostStartHook). False if it was."""
+        hook = (c.get("lifecycle") or {}).get("postStart")
+        if not hook:
+            return True
+
+        async def exec_runner(args: list[str], timeout: float) -> tuple[int, bytes, bytes]:
+            return await self.agent.runtime.exec(cid, args, timeout=timeout)
+
+        host, netns = self._handler_target(sandbox)
+        grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        result = await probes.run_handler(hook, host=host, container=c, timeout=max(grace, 30.0),
+                                          exec_runner=exec_runner, netns=netns)
+        if result.success:
+            return True
+        fp = field_path(self.pod, c)
+        self.agent.emit(self.pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {result.message}", fp)
+        await self._kill(c, cid, grace, f"FailedPostStartHook: container {c['name']} will be restarted")
+        return False
+
     async def _pre_stop(self, c: Obj, cid: str, grace: float) -> None:
         hook = (c.get("lifecycle") or {}).get("preStop")
         if not hook:
@@ -630,11 +659,7 @@ class PodWorker:
         async def exec_runner(args: list[str], timeout: float) -> tuple[int, bytes, bytes]:
             return await self.agent.runtime.exec(cid, args, timeout=timeout)
 
-        sandbox = await self.agent.network.get_sandbox(self.key)
-        if sandbox is not None and self.agent.hooks.probe_in_netns(self.pod):
-            host, netns = "127.0.0.1", sandbox.netns_path
-        else:
-            host, netns = self.pod_ip or "127.0.0.1", None
+        host, netns = self._handler_target(await self.agent.network.get_sandbox(self.key))
         try:
             result = await asyncio.wait_for(
                 probes.run_handler(hook, host=host, container=c, timeout=max(grace, 1.0),

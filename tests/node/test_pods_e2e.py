@@ -258,14 +258,15 @@ async def test_delete_runs_prestop_then_sigterm_and_removes_pod(node, tmp_path):
         ["sh", "-c", "trap 'echo term >> /marks/log; exit 0' TERM; while true; do sleep 0.1; done"],
         volumes=[{"name": "m", "hostPath": {"path": str(marks)}}],
         container={"volumeMounts": [{"name": "m", "mountPath": "/marks"}],
-                   "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /marks/log"]}}}})
+                   "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo poststart >> /marks/log"]}},
+                                 "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /marks/log"]}}}})
     pod["spec"]["terminationGracePeriodSeconds"] = 5
     await node.create_pod(pod)
     got = await node.wait_pod("graceful", lambda p: container_status(p).get("state", {}).get("running"))
     root = paths.pod_dir_of(node.settings, got)
     await node.client.delete("pods", "default", "graceful")
     await node.wait_gone("graceful", timeout=15)
-    assert (marks / "log").read_text().split() == ["prestop", "term"]
+    assert (marks / "log").read_text().split() == ["poststart", "prestop", "term"]
     assert not root.exists()
     assert await node.network.get_sandbox("default/graceful") is None
 
