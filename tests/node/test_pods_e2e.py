@@ -518,3 +518,28 @@ async def test_active_deadline_fails_the_pod(node):
     assert "terminated" in container_status(got)["state"]
     await node.client.delete("pods", "default", "deadline")
     await node.wait_gone("deadline")
+
+
+async def test_image_with_a_registry_host_is_pulled(node, tmp_path):
+    """A reference naming a registry (a real docker-registry on 127.0.0.1, seeded with
+    skopeo) is pulled per imagePullPolicy, with the kubelet's Pulling/Pulled events."""
+    from tests.images.registry_fixtures import Registry
+
+    archive = tmp_path / "busybox.oci.tar"
+    await asyncio.to_thread(node.images.export, "busybox", archive, "oci-archive")
+    registry = await asyncio.to_thread(Registry, tmp_path / "registry")
+    try:
+        await asyncio.to_thread(registry.seed, archive, "shoal/pulled:1")
+        image = f"{registry.host}/shoal/pulled:1"
+        pod = busybox_pod("pulled", ["sleep", "3600"], container={"image": image})
+        await node.create_pod(pod)
+        got = await node.wait_pod("pulled", lambda p: container_status(p).get("state", {}).get("running"),
+                                  timeout=30)
+        assert container_status(got)["imageID"].startswith("sha256:")
+        reasons = [(e["reason"], e["message"]) for e in await node.events("pulled")]
+        assert ("Pulling", f'Pulling image "{image}"') in reasons
+        assert any(r == "Pulled" and m.startswith(f'Successfully pulled image "{image}"') for r, m in reasons)
+        await node.client.delete("pods", "default", "pulled")
+        await node.wait_gone("pulled")
+    finally:
+        await asyncio.to_thread(registry.close)
