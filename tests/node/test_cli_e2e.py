@@ -1,0 +1,101 @@
+"""`shoal scale|rollout|top` and the pod resolver for `shoal logs/exec`, against a real
+daemon (tests/daemon_harness.py) with this package's network ranges."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from shoal.cli import workloads
+from shoal.cli.main import cli
+from tests.daemon_harness import ShoalInstance
+
+MANIFEST = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "echo hello from $HOSTNAME; exec httpd -f -p 8080"]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    inst = ShoalInstance(tmp_path_factory.mktemp("node-cli") / "state")
+    tag, third = secrets.token_hex(2), secrets.randbelow(256)
+    inst.env.update({"SHOAL_BRIDGE": f"shoaln{tag}", "SHOAL_POD_CIDR": f"10.241.{third}.0/24",
+                     "SHOAL_SERVICE_CIDR": f"10.242.{third}.0/24", "SHOAL_CHAIN_PREFIX": f"SHOALN{tag.upper()}"})
+    try:
+        inst.shoal("image", "bootstrap", "busybox", "--busybox")
+        inst.start()
+        yield inst
+    finally:
+        inst.stop()
+
+
+def shoal(daemon, *args: str):
+    for command in workloads.COMMANDS:  # the lead registers the module in shoal.cli.main
+        if command.name not in cli.commands:
+            cli.add_command(command)
+    result = CliRunner().invoke(cli, list(args), env=daemon.env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_scale_rollout_top_and_pod_logs(daemon):
+    daemon.shoal("apply", "-f", "-", input=MANIFEST)
+    assert 'deployment "web" successfully rolled out' in shoal(daemon, "rollout", "status", "deployment/web",
+                                                                "--timeout", "60")
+    assert shoal(daemon, "scale", "deployment/web", "--replicas", "3") == "deployment.apps/web scaled\n"
+    shoal(daemon, "rollout", "status", "deployment/web", "--timeout", "60")
+    pods = daemon.shoal("get", "pods", "-o", "name").stdout.split()
+    assert len(pods) == 3
+
+    top = shoal(daemon, "top", "pods").splitlines()
+    assert top[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and len(top) == 4
+
+    assert shoal(daemon, "rollout", "restart", "deployment/web") == "deployment.apps/web restarted\n"
+    shoal(daemon, "rollout", "status", "deployment/web", "--timeout", "60")
+    history = shoal(daemon, "rollout", "history", "deployment/web").splitlines()
+    assert history[1].split() == ["REVISION", "CHANGE-CAUSE"] and [h.split()[0] for h in history[2:]] == ["1", "2"]
+    assert shoal(daemon, "rollout", "undo", "deployment/web") == "deployment.apps/web rolled back\n"
+    shoal(daemon, "rollout", "status", "deployment/web", "--timeout", "60")
+
+    # the resolver `shoal logs POD` / `shoal exec POD` plug in
+    from shoal.node import build_runtime
+    from shoal.config import Settings
+
+    items = json.loads(daemon.shoal("get", "pods", "-o", "json").stdout)["items"]
+    pod = next(p["metadata"]["name"] for p in items
+               if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running")
+    ctx = click.Context(cli, obj={"state_dir": str(daemon.state_dir)})
+    settings = Settings.from_env(state_dir=daemon.state_dir)
+    rt = build_runtime(settings)
+    deadline = time.monotonic() + 10
+    while True:
+        target = asyncio.run(workloads.pod_resolver()(ctx, rt, pod))
+        text = target.log_path.read_text() if target.log_path.exists() else ""
+        if f"hello from {pod}" in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert target.container_id and f"hello from {pod}" in text
+    assert asyncio.run(workloads.pod_resolver()(ctx, rt, "no-such-pod")) is None
+    with pytest.raises(click.ClickException, match="previous terminated container"):
+        asyncio.run(workloads.pod_resolver(previous=True)(ctx, rt, pod))
