@@ -48,6 +48,17 @@ def daemon(tmp_path_factory):
         yield inst
     finally:
         inst.stop()
+    # `shoal down` (teardown_node + the network's teardown) left nothing of this instance
+    import subprocess
+    from pathlib import Path
+
+    left = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+            if line.split()[1].startswith(str(inst.state_dir))]
+    if Path(f"/sys/class/net/{inst.env['SHOAL_BRIDGE']}").exists():
+        left.append(inst.env["SHOAL_BRIDGE"])
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    left += [p for p in procs.splitlines() if str(inst.state_dir) in p]
+    assert not left, f"left behind after shoal down: {left}"
 
 
 def shoal(daemon, *args: str):
