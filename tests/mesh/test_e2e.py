@@ -271,9 +271,18 @@ async def test_certificates_rotate_during_traffic_without_failures(env: MeshEnv)
         await harness.wait_for(reconnected, timeout=20)
         first = {s.node_id: s.cert_expiry for s in env.server.status()}
         serials_before = await workload_serials(env)
-        handshakes = (await harness.stats(env.topo, "b"))["listener.0.0.0.0_15006.ssl.handshake"]
+        before = {n: await harness.stats(env.topo, n) for n in ("a", "b")}
+        handshakes = before["b"]["listener.0.0.0.0_15006.ssl.handshake"]
         result = await env.loop(
             "a", f"http://{env.topo.vip()}/,http://{env.topo.vip(11)}:9000/", 15)
+        if result["failed"]:
+            # say what Envoy saw: resets, drains, destroyed connections during the loop
+            for n in ("a", "b"):
+                now = await harness.stats(env.topo, n)
+                result[f"stats-{n}"] = {
+                    k: v - before[n].get(k, 0) for k, v in now.items()
+                    if v != before[n].get(k, 0) and any(
+                        w in k for w in ("reset", "drain", "destroy", "5xx", "timeout", "fail"))}
         assert result["failed"] == 0, result
         assert result["ok"] > 50, result
         # new TLS handshakes kept happening across the rotations (the TCP service)
