@@ -260,6 +260,30 @@ async def test_nack_is_recorded_and_traffic_keeps_working(env: MeshEnv):
     await harness.wait_for(recovered, timeout=10)
 
 
+
+async def test_unknown_destinations_pass_through_unless_registry_only(env: MeshEnv):
+    # pod c has no sidecar and backs no service: an unknown destination for a's sidecar
+    url = f"http://{env.topo.ip('c')}:8080/"
+    assert (await env.get("a", url))["server"] == "c"
+    stats = await harness.stats(env.topo, "a")
+    assert stats["cluster.PassthroughCluster.upstream_cx_total"] >= 1
+    await env.stop_control_plane()
+    await env.start_control_plane(MeshConfig(outbound_traffic_policy="REGISTRY_ONLY"))
+    try:
+        async def blocked():
+            code, _ = await harness.curl(env.topo, "a", url, 3)
+            return code != 0
+        await harness.wait_for(blocked, timeout=20)
+        # services still work
+        assert (await env.get("a", f"http://{env.topo.vip()}/"))["server"] == "b"
+    finally:
+        await env.stop_control_plane()
+        await env.start_control_plane()
+    async def passes_again():
+        code, _ = await harness.curl(env.topo, "a", url, 3)
+        return code == 0
+    await harness.wait_for(passes_again, timeout=20)
+
 async def test_certificates_rotate_during_traffic_without_failures(env: MeshEnv):
     # restart the control plane with 6 s certificates: rotation every 3 s
     await env.stop_control_plane()
