@@ -14,11 +14,13 @@ through the `ClusterSource`, and keeps every registered proxy's snapshot current
 
 A proxy whose pod is not (yet) in the cluster state gets no snapshot: its stream waits
 until the pod appears. The identity always comes from the pod object, never from what
-the proxy claims in its node metadata.
+the proxy claims in its node metadata. A proxy whose pod is gone and that has no stream
+is forgotten (record, certificate, rotation timer).
 
 `translator` is the seam for the pure translation (default `translate.translate`);
 tests wrap it to inject a resource Envoy rejects. Concurrency: everything runs on one
-event loop; `run()` is the only long-lived task besides one rotation timer per proxy.
+event loop; after `start()`, the change loop (and the task draining the source's
+change stream) and one rotation timer per proxy are the only tasks; `stop()` ends them.
 """
 
 from __future__ import annotations
