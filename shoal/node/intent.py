@@ -100,6 +100,10 @@ def security_of(pod: Obj, container: Obj) -> dict[str, Any]:
         "cap_add": list(caps.get("add") or []),
         "cap_drop": list(caps.get("drop") or []),
         "no_new_privileges": csc.get("allowPrivilegeEscalation") is not True and not csc.get("privileged"),
+        # fsGroup and supplementalGroups join the process's groups (passed on once the
+        # runtime's Security has the field; `to_intent` drops fields it does not know)
+        "supplemental_groups": tuple(sorted({*(psc.get("supplementalGroups") or []),
+                                             *([psc["fsGroup"]] if psc.get("fsGroup") is not None else [])})),
     }
 
 
@@ -167,6 +171,8 @@ def to_intent(fields: Mapping[str, Any]) -> Any:
     if security_cls is not None:
         sec = dict(fields["security"])
         sec["cap_add"], sec["cap_drop"] = tuple(sec["cap_add"]), tuple(sec["cap_drop"])
+        if not sec.get("supplemental_groups"):
+            sec.pop("supplemental_groups", None)
         values["security"] = build(security_cls, sec)
     else:
         values.pop("security", None)

@@ -118,10 +118,19 @@ def _current_files(target: Path) -> dict[str, tuple[bytes, int]] | None:
     return out
 
 
-def write_atomic(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
-    """Make `target` hold exactly `files` through the `..data` swap; True if it changed."""
+def with_fs_group(files: Mapping[str, tuple[bytes, int]], fs_group: int | None) -> dict[str, tuple[bytes, int]]:
+    """The kubelet's fsGroup rule for projected files: group-readable where the owner can read."""
+    if fs_group is None:
+        return dict(files)
+    return {rel: (content, mode | ((mode & 0o400) >> 3)) for rel, (content, mode) in files.items()}
+
+
+def write_atomic(target: Path, files: Mapping[str, tuple[bytes, int]], *, gid: int | None = None) -> bool:
+    """Make `target` hold exactly `files` through the `..data` swap; True if it changed.
+    With `gid` (the pod's fsGroup) the files and directories belong to that group."""
     target.mkdir(parents=True, exist_ok=True)
-    if _current_files(target) == dict(files):
+    files = with_fs_group(files, gid)
+    if _current_files(target) == files:
         return False
     stamp = target / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
     stamp.mkdir(mode=0o755)
@@ -132,6 +141,11 @@ def write_atomic(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(content)
         os.chmod(dest, mode)
+        if gid is not None:
+            os.chown(dest, 0, gid)
+    if gid is not None:
+        for dirpath, dirnames, _ in os.walk(stamp):
+            os.chown(dirpath, 0, gid)
     old = (target / DATA_LINK).resolve() if (target / DATA_LINK).is_symlink() else None
     tmp = target / "..data_tmp"
     if tmp.is_symlink():
@@ -170,20 +184,22 @@ def setup_volume(
     """Prepare one volume on the host and return the directory containers bind-mount."""
     name = volume["name"]
     target = paths.volume_dir(pod_root, name)
+    gid = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
     if volume.get("configMap") is not None:
         src = volume["configMap"]
-        write_atomic(target, projected_files(src, configmaps.get(src["name"]), "ConfigMap", src["name"]))
+        write_atomic(target, projected_files(src, configmaps.get(src["name"]), "ConfigMap", src["name"]), gid=gid)
         return target
     if volume.get("secret") is not None:
         src = volume["secret"]
-        write_atomic(target, projected_files(src, secrets.get(src["secretName"]), "Secret", src["secretName"]))
+        write_atomic(target, projected_files(src, secrets.get(src["secretName"]), "Secret", src["secretName"]),
+                     gid=gid)
         return target
     if volume.get("downwardAPI") is not None:
         src = volume["downwardAPI"]
-        write_atomic(target, downward_files(src, pod, int(src.get("defaultMode", 0o644))))
+        write_atomic(target, downward_files(src, pod, int(src.get("defaultMode", 0o644))), gid=gid)
         return target
     if volume.get("projected") is not None:
-        write_atomic(target, projected(volume["projected"], pod, configmaps=configmaps, secrets=secrets))
+        write_atomic(target, projected(volume["projected"], pod, configmaps=configmaps, secrets=secrets), gid=gid)
         return target
     if volume.get("emptyDir") is not None:
         src = volume["emptyDir"] or {}
@@ -196,6 +212,9 @@ def setup_volume(
                            check=True, capture_output=True)
         else:
             os.chmod(target, 0o777)
+        if gid is not None:  # setgid directory of the fsGroup, as the kubelet makes it
+            os.chown(target, 0, gid)
+            os.chmod(target, 0o2777)
         return target
     if volume.get("hostPath") is not None:
         src = volume["hostPath"]

@@ -58,3 +58,10 @@ def test_projected_merges_sources_and_skips_tokens():
         {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
     ]}, POD, configmaps={"root-ca": cm}, secrets={"s": secret})
     assert files == {"ca.crt": (b"CERT", 0o440), "k": (b"v", 0o440), "namespace": (b"shop", 0o440)}
+
+
+def test_fs_group_owns_projected_files(tmp_path):
+    target = tmp_path / "secret"
+    volumes.write_atomic(target, {"token": (b"t", 0o400)}, gid=2000)
+    st = (target / "token").stat()
+    assert st.st_gid == 2000 and (st.st_mode & 0o777) == 0o440
