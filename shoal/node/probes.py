@@ -238,7 +238,9 @@ class ProbeLoop:
 
     def __init__(self, kind: str, probe: Obj, *, host: str, container: Obj, exec_runner: ExecRunner,
                  on_change: Callable[[str, bool, str], Awaitable[None]], time_scale: float = 1.0,
-                 netns: str | None = None) -> None:
+                 netns: str | None = None, on_failure: Callable[[str, str], None] | None = None) -> None:
+        """on_failure(kind, message): every failed attempt (the kubelet's Unhealthy event
+        is per attempt, aggregated by count); on_change: verdict transitions only."""
         self.kind = kind  # "liveness" | "readiness" | "startup"
         self.probe = probe
         self.timing = ProbeTiming.of(probe)
@@ -248,6 +250,7 @@ class ProbeLoop:
         self.on_change = on_change
         self.time_scale = time_scale
         self.netns = netns
+        self.on_failure = on_failure
         self.verdict: bool | None = None
         self.task: asyncio.Task | None = None
 
@@ -272,6 +275,8 @@ class ProbeLoop:
                     await self.on_change(self.kind, True, "")
             else:
                 successes, failures = 0, failures + 1
+                if self.on_failure is not None:
+                    self.on_failure(self.kind, result.message)
                 if failures >= t.failure_threshold and self.verdict is not False:
                     self.verdict = False
                     await self.on_change(self.kind, False, result.message)

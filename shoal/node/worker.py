@@ -114,6 +114,7 @@ class Instance:
     loops: list[probes.ProbeLoop]
     waiter: asyncio.Task | None = None
     kill_reason: str | None = None
+    kill_grace: float | None = None  # a probe's own terminationGracePeriodSeconds
 
     def cancel(self) -> None:
         for loop in self.loops:
@@ -396,7 +397,8 @@ class PodWorker:
                 inst.kill_reason = f"Container {name} definition changed, will be restarted"
                 self._spec_changed.add(cur.container_id)
             if inst.kill_reason:
-                grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+                grace = inst.kill_grace if inst.kill_grace is not None else float(
+                    self.pod["spec"].get("terminationGracePeriodSeconds", 30))
                 await self._kill(c, cur.container_id, grace, inst.kill_reason)
                 return view, False, False, 0.0
             view.container_id = cur.container_id
@@ -575,26 +577,27 @@ class PodWorker:
                         if loop.kind != "startup" and loop.task is None:
                             loop.start()
                 else:
-                    self.agent.emit(self.pod, "Warning", "Unhealthy", f"Startup probe failed: {message}",
-                                    field_path(self.pod, c))
                     inst.kill_reason = f"Container {name} failed startup probe, will be restarted"
+                    inst.kill_grace = _probe_grace(startup)
             elif kind == "readiness":
                 inst.ready = ok
-                if not ok:
-                    self.agent.emit(self.pod, "Warning", "Unhealthy", f"Readiness probe failed: {message}",
-                                    field_path(self.pod, c))
             elif kind == "liveness" and not ok:
-                self.agent.emit(self.pod, "Warning", "Unhealthy", f"Liveness probe failed: {message}",
-                                field_path(self.pod, c))
                 inst.kill_reason = f"Container {name} failed liveness probe, will be restarted"
+                inst.kill_grace = _probe_grace(liveness)
             self.wake.set()
+
+        def on_failure(kind: str, message: str) -> None:
+            if self.instances.get(name) is inst:
+                self.agent.emit(self.pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {message}",
+                                field_path(self.pod, c))
 
         host, netns = self._handler_target(sandbox)
         for kind, probe in (("startup", startup), ("liveness", liveness), ("readiness", readiness)):
             if probe is None:
                 continue
             loop = probes.ProbeLoop(kind, probe, host=host, container=c, exec_runner=exec_runner,
-                                    on_change=on_change, time_scale=self.agent.probe_time_scale, netns=netns)
+                                    on_change=on_change, time_scale=self.agent.probe_time_scale, netns=netns,
+                                    on_failure=on_failure)
             inst.loops.append(loop)
             if kind == "startup" or startup is None or inst.started:
                 if kind == "startup" and inst.started:
@@ -861,6 +864,11 @@ def _resolv_conf(pod: Obj, cluster_first: str) -> str:
         extra.append("options " + " ".join(
             o["name"] + (f":{o['value']}" if o.get("value") else "") for o in config["options"]))
     return text + ("\n".join(extra) + "\n" if extra else "")
+
+
+def _probe_grace(probe: Obj | None) -> float | None:
+    value = (probe or {}).get("terminationGracePeriodSeconds")
+    return float(value) if value is not None else None
 
 
 def _condition_true(pod: Obj, kind: str) -> bool:
