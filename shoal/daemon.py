@@ -1,7 +1,9 @@
 """The shoal daemon: every component in one asyncio process (the embedded default).
 
 Start order: store -> host network (bridge, routes, base chains) -> registry + HTTPS
-server -> kubeconfig -> controllers -> service proxy + cluster DNS -> node agent. Each component gets the `ApiClient` (in-process `LocalClient`) and the
+server -> kubeconfig -> controllers -> service proxy + cluster DNS -> mesh control plane
+(ClusterSource over the API, CA, ADS/SDS on Unix sockets) -> node agent (with the mesh's
+pod hooks: capture rules, Envoy sidecars). Each component gets the `ApiClient` (in-process `LocalClient`) and the
 `Settings`; none reaches into another's internals, so any of them can later run as its
 own process with an `HttpClient` instead.
 
@@ -30,8 +32,11 @@ from shoal.apiserver.local import LocalClient, ensure_namespaces
 from shoal.apiserver.registry import Registry
 from shoal.config import Settings
 from shoal.controllers import run_controllers
+from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
+from shoal.mesh import kinds as mesh_kinds, report
+from shoal.mesh.apisource import ApiSource
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
-from shoal.node import run_node
+from shoal.node import MeshHooks, run_node
 from shoal.node.kubeproxy import ServiceSync
 from shoal.store import Allocations, Store
 
@@ -49,6 +54,9 @@ class Daemon:
         self._stoppers: list[tuple[str, Stopper]] = []
         self._stop = asyncio.Event()
         self.client: LocalClient | None = None
+        self.xds: XdsServer | None = None
+        self.mesh_control: MeshControl | None = None
+        self.mesh_source: ApiSource | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -79,13 +87,16 @@ class Daemon:
         network = PodNetwork(s, allocations)
         await network.setup_host()
 
-        admission = AdmissionChain()
+        # Istio's kinds and sidecar injection join the API before it serves.
+        mesh_kinds.register_kinds()
+        admission = AdmissionChain(mutating=[mesh_kinds.injection_step()])
         registry = Registry(store, admission=admission, services=ServiceAddresses(network))
         self.client = LocalClient(registry)
         await ensure_namespaces(self.client)
 
         creds = pki.ensure_credentials(s)
         server = ApiServer(registry, creds.token)
+        server.app.router.add_get("/shoal/v1/mesh/status", self._mesh_status)
         runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=2)
         await runner.setup()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -111,11 +122,36 @@ class Daemon:
         await dns.start()
         self._on_stop("cluster dns", dns.stop)
 
-        node = await run_node(self.client, s, network=network)
+        # The mesh control plane: cluster state from the API, ADS/SDS on Unix sockets.
+        source = ApiSource(self.client)
+        await source.start()
+        self._on_stop("mesh source", source.stop)
+        ca = MeshCA.load_or_create(s.pki_dir / "mesh", s.cluster_domain)
+        self.mesh_control = MeshControl(source, ca, MeshConfig.from_settings(s))
+        await self.mesh_control.start()
+        self._on_stop("mesh control", self.mesh_control.stop)
+        self.xds = XdsServer(self.mesh_control)
+        await self.xds.start(s.run_dir / "xds.sock", mode=0o600)
+        self._on_stop("xds server", self.xds.stop)
+        self.mesh_source = source
+
+        hooks = MeshHooks(xds_server=self.xds, socket_dir=s.run_dir / "xds",
+                          cluster_domain=s.cluster_domain)
+        node = await run_node(self.client, s, network=network, hooks=hooks)
         self._on_stop("node agent", node.stop)
 
         s.pid_file.write_text(f"{os.getpid()}\n")
         self._on_stop("pid file", _async(lambda: s.pid_file.unlink(missing_ok=True)))
+
+    async def _mesh_status(self, request: web.Request) -> web.Response:
+        """Every proxy's xDS status and `shoal mesh check` findings, for the CLI."""
+        statuses = self.xds.status() if self.xds is not None else []
+        state = await self.mesh_source.snapshot() if self.mesh_source is not None else None
+        findings = report.check_findings(state, statuses) if state is not None else []
+        return web.json_response({
+            "proxies": report.status_rows(statuses),
+            "findings": findings,
+        })
 
     def _on_stop(self, name: str, stopper: Stopper) -> None:
         self._stoppers.append((name, stopper))

@@ -212,7 +212,9 @@ class Registry:
         obj = self._prepare_create(rt, obj)
         obj = defaults.apply_defaults(obj)
         request = AdmissionRequest("CREATE", rt, obj, None, ns_obj, dry_run)
-        obj = await self.admission.mutate(request)
+        # Defaults apply again to what mutating admission added (as Kubernetes re-defaults
+        # a webhook's output), so the stored object is fully defaulted.
+        obj = defaults.apply_defaults(await self.admission.mutate(request))
         validation.validate(obj)
         await self.admission.validate(AdmissionRequest("CREATE", rt, obj, None, ns_obj, dry_run))
         name = obj["metadata"]["name"]
@@ -374,9 +376,9 @@ class Registry:
         new = defaults.apply_defaults(defaults.preserve_allocated(new, current))
         ns_obj = await self._namespace_obj(rt, namespace) if rt.namespaced else None
         if subresource is None:
-            new = await self.admission.mutate(
+            new = defaults.apply_defaults(await self.admission.mutate(
                 AdmissionRequest("UPDATE", rt, new, current, ns_obj, dry_run)
-            )
+            ))
         if _spec_part(new) != _spec_part(current):
             # generation counts changes of the desired state (all but metadata/status),
             # compared after defaulting so a re-applied manifest is no change.
