@@ -26,6 +26,8 @@ import sys
 import click
 import yaml
 
+from shoal.cli.context import settings_from
+
 from shoal.mesh import capture, inject as injection, proxyconfig
 from shoal.mesh.errors import CaptureError, MeshError
 
@@ -110,11 +112,20 @@ def capture_rules_command(filename: str) -> None:
 
 @mesh.command("proxy-config")
 @click.argument("kind", type=click.Choice(proxyconfig.KINDS))
-@click.option("--netns", required=True,
-              help="Network namespace of the pod whose sidecar to read.")
+@click.argument("pod", required=False)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of POD.")
+@click.option("--netns", default=None,
+              help="Read the sidecar in this network namespace instead of looking POD up.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
-def proxy_config_command(kind: str, netns: str, output: str) -> None:
-    """Show a sidecar's clusters, listeners, routes, endpoints or secrets."""
+@click.pass_context
+def proxy_config_command(ctx: click.Context, kind: str, pod: str | None, namespace: str,
+                         netns: str | None, output: str) -> None:
+    """Show a sidecar's clusters, listeners, routes, endpoints or secrets
+    (`shoal mesh proxy-config clusters POD -n NS`, like istioctl proxy-config)."""
+    if netns is None:
+        if pod is None:
+            raise click.UsageError("name a POD (or give --netns)")
+        netns = _pod_netns(ctx, namespace, pod)
     try:
         raw = asyncio.run(proxyconfig.admin_get(netns, proxyconfig.ADMIN_PATHS[kind]))
     except MeshError as exc:
@@ -124,6 +135,60 @@ def proxy_config_command(kind: str, netns: str, output: str) -> None:
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(proxyconfig.format_table(rows), nl=False)
+
+
+def _pod_netns(ctx: click.Context, namespace: str, pod: str) -> str:
+    """The network namespace of a pod on this node (its sandbox record)."""
+    from shoal.network import PodNetwork
+    from shoal.store import Allocations
+
+    settings = settings_from(ctx)
+    allocations = Allocations(settings.store_path)
+    try:
+        sandbox = asyncio.run(PodNetwork(settings, allocations).get_sandbox(f"{namespace}/{pod}"))
+    finally:
+        allocations.close()
+    if sandbox is None:
+        raise click.ClickException(f'pod {namespace}/{pod} has no sandbox on this node '
+                                   f'(not running, or not a pod of this state dir)')
+    return sandbox.netns_name
+
+
+def _mesh_report(ctx: click.Context) -> dict:
+    from shoal.cli.resources import run_api
+
+    async def fetch(client) -> dict:
+        return await client.request("GET", "/shoal/v1/mesh/status")
+
+    return run_api(ctx, fetch)
+
+
+@mesh.command("status")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def status_command(ctx: click.Context, output: str) -> None:
+    """Every sidecar: connected, per-type sync (CDS EDS LDS RDS SDS), cert expiry, last NACK."""
+    rows = _mesh_report(ctx)["proxies"]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("No sidecars are connected.")
+    else:
+        click.echo(proxyconfig.format_table(rows), nl=False)
+
+
+@mesh.command("check")
+@click.pass_context
+def check_command(ctx: click.Context) -> None:
+    """Find problems: pods without sidecars in meshed namespaces, NACKs, proxies out of
+    sync, expired or expiring certificates. Exits 1 when there is any."""
+    findings = _mesh_report(ctx)["findings"]
+    if not findings:
+        click.echo("No problems found.")
+        return
+    for finding in findings:
+        click.echo(f"- {finding}")
+    ctx.exit(1)
 
 
 COMMANDS = [mesh]
