@@ -34,7 +34,8 @@ from shoal.node.backoff import Backoff, BackoffPolicy
 from shoal.node.errors import ContainerCreateError
 from shoal.node.hooks import ContainerPlan, NoHooks, PodHooks
 from shoal.node.pulling import ImagePuller
-from shoal.node.worker import PodWorker, clean_runtime_error, field_path
+from shoal.node.messages import clean_runtime_error
+from shoal.node.worker import PodWorker, field_path
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

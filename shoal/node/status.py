@@ -166,3 +166,20 @@ def merge_conditions(new: list[Obj], old: Sequence[Mapping[str, Any]] | None, no
             c["lastTransitionTime"] = now
         out.append(c)
     return out
+
+
+def qos_class(spec: Mapping[str, Any]) -> str:
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        if limits or requests:
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in limits or requests.get(r, limits.get(r)) != limits.get(r):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"

@@ -29,13 +29,12 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.node import envvars, intent, paths, probes, status, volumes
+from shoal.node import envvars, intent, messages, paths, podfiles, probes, status, volumes
 from shoal.node.errors import (
     ContainerConfigError,
     ContainerCreateError,
@@ -79,30 +78,6 @@ class Observed:
         )
 
 
-MAX_MESSAGE_BYTES = 4096  # the kubelet's cap for a termination message file
-FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048  # ... and for FallbackToLogsOnError
-
-
-def termination_message(message_file: Path, log_file: Path, *, policy: str, exit_code: int | None) -> str:
-    """What the container wrote to its terminationMessagePath, or with policy
-    FallbackToLogsOnError and a failed exit, the tail of its log (the kubelet's rules)."""
-    try:
-        with open(message_file, "rb") as f:
-            text = f.read(MAX_MESSAGE_BYTES).decode(errors="replace")
-    except OSError:
-        text = ""
-    if text or policy != "FallbackToLogsOnError" or not exit_code:
-        return text
-    from shoal.runtime import logs as runtime_logs
-
-    try:
-        lines = runtime_logs.read_all(log_file)[-FALLBACK_LOG_LINES:]
-    except OSError:
-        return ""
-    tail = "\n".join(line.text for line in lines)
-    return tail.encode()[-FALLBACK_LOG_BYTES:].decode(errors="ignore")
-
-
 @dataclasses.dataclass
 class Instance:
     """Side tasks of one running container instance: probes and the exit waiter."""
@@ -129,22 +104,6 @@ def _ts(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     return value.timestamp()
-
-
-_RUNC_NOISE = re.compile(r"^(runc (create|start|run) failed: )|(OCI runtime (create|start) failed: )", re.I)
-
-
-def clean_runtime_error(text: str) -> str:
-    """runc's error chain, trimmed to the part a user can act on."""
-    text = " ".join(str(text).replace('\\"', '"').split())
-    m = re.search(r'exec: "([^"]+)": ([^"]*)', text)
-    if m:
-        detail = re.sub(r"(: unknown)+\s*$", "", m.group(2)).strip()
-        return f'exec: "{m.group(1)}": {detail}'
-    m = re.search(r"(exec failed|unable to start container process): (.*)", text)
-    if m:
-        text = m.group(2)
-    return _RUNC_NOISE.sub("", text)[:500]
 
 
 class PodWorker:
@@ -229,7 +188,7 @@ class PodWorker:
             for o in lst[:2]:
                 if o.state == "exited" and c is not None:
                     o.message = await asyncio.to_thread(
-                        termination_message, paths.termination_message_path(self.root, c["name"], o.index),
+                        messages.termination_message, paths.termination_message_path(self.root, c["name"], o.index),
                         paths.log_path(self.root, c["name"], o.index),
                         policy=c.get("terminationMessagePolicy", "File"), exit_code=o.exit_code)
         return out
@@ -267,10 +226,10 @@ class PodWorker:
 
         try:
             if spec.get("hostNetwork"):
-                sandbox = HostSandbox(ip=self.agent.host_ip, hostname=_hostname(pod))
+                sandbox = podfiles.HostSandbox(ip=self.agent.host_ip, hostname=podfiles.hostname(pod))
             else:
                 sandbox = await self.agent.network.create_sandbox(
-                    self.key, hostname=_hostname(pod), **self._sandbox_options(pod))
+                    self.key, hostname=podfiles.hostname(pod), **self._sandbox_options(pod))
         except Exception as exc:  # noqa: BLE001 - shown in status, retried
             await self._all_waiting("ContainerCreating", f"failed to create pod sandbox: {exc}", observed)
             self.agent.emit(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
@@ -442,7 +401,7 @@ class PodWorker:
                 delay = self.agent.backoff.current_delay(f"{self.uid}/{name}")
                 view.last = term
                 view.waiting_reason = "CrashLoopBackOff"
-                view.waiting_message = (f"back-off {_fmt_delay(delay)} restarting failed container={name} "
+                view.waiting_message = (f"back-off {messages.fmt_delay(delay)} restarting failed container={name} "
                                         f"pod={self.name}_{self.namespace}({self.uid})")
                 self._note(f"backoff:{name}", cur.container_id, "Warning", "BackOff",
                            f"Back-off restarting failed container {name} in pod "
@@ -729,9 +688,9 @@ class PodWorker:
         etc = paths.etc_dir(self.root)
         etc.mkdir(parents=True, exist_ok=True)
         files = {
-            "hosts": self.agent.network.hosts_file(_hostname(self.pod), sandbox.ip),
-            "resolv.conf": _resolv_conf(self.pod, self.agent.network.resolv_conf(self.namespace)),
-            "hostname": _hostname(self.pod) + "\n",
+            "hosts": self.agent.network.hosts_file(podfiles.hostname(self.pod), sandbox.ip),
+            "resolv.conf": podfiles.resolv_conf(self.pod, self.agent.network.resolv_conf(self.namespace)),
+            "hostname": podfiles.hostname(self.pod) + "\n",
         }
         out = {}
         for fname, text in files.items():
@@ -811,7 +770,7 @@ class PodWorker:
             "hostIPs": [{"ip": self.agent.host_ip}],
             "startTime": self.start_time,
             "containerStatuses": [v.to_status() for v in main_views],
-            "qosClass": _qos_class(spec),
+            "qosClass": status.qos_class(spec),
         }
         if init_views:
             new["initContainerStatuses"] = [v.to_status() for v in init_views]
@@ -829,43 +788,6 @@ class PodWorker:
         await self.agent.write_pod_status(self, new)
 
 
-@dataclasses.dataclass(frozen=True)
-class HostSandbox:
-    """A hostNetwork pod's "sandbox": the host's network; IPC and UTS of its own."""
-
-    ip: str
-    hostname: str
-    netns_path: str = "host"
-    ipc_ns_path: str | None = None
-    uts_ns_path: str | None = None
-
-
-def _resolv_conf(pod: Obj, cluster_first: str) -> str:
-    """dnsPolicy: ClusterFirst (default; hostNetwork pods too only with
-    ClusterFirstWithHostNet), Default = the host's resolv.conf, None = dnsConfig only."""
-    spec = pod["spec"]
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
-    if policy == "Default" or (policy == "ClusterFirst" and spec.get("hostNetwork")):
-        try:
-            text = Path("/etc/resolv.conf").read_text()
-        except OSError:
-            text = ""
-    elif policy == "None":
-        text = ""
-    else:
-        text = cluster_first
-    config = spec.get("dnsConfig") or {}
-    extra = []
-    if config.get("nameservers"):
-        extra.append("nameserver " + "\nnameserver ".join(config["nameservers"]))
-    if config.get("searches"):
-        extra.append("search " + " ".join(config["searches"]))
-    if config.get("options"):
-        extra.append("options " + " ".join(
-            o["name"] + (f":{o['value']}" if o.get("value") else "") for o in config["options"]))
-    return text + ("\n".join(extra) + "\n" if extra else "")
-
-
 def _probe_grace(probe: Obj | None) -> float | None:
     value = (probe or {}).get("terminationGracePeriodSeconds")
     return float(value) if value is not None else None
@@ -876,10 +798,6 @@ def _condition_true(pod: Obj, kind: str) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def _hostname(pod: Obj) -> str:
-    return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63].rstrip("-.") or "pod"
-
-
 def field_path(pod: Obj, c: Obj) -> str:
     for key in ("initContainers", "containers"):
         if any(x.get("name") == c["name"] for x in pod["spec"].get(key) or []):
@@ -887,29 +805,4 @@ def field_path(pod: Obj, c: Obj) -> str:
     return f"spec.containers{{{c['name']}}}"
 
 
-def _fmt_delay(seconds: float) -> str:
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m0s"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m{int(seconds % 60)}s"
-    return f"{seconds:g}s"
-
-
-def _qos_class(spec: Obj) -> str:
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        limits, requests = res.get("limits") or {}, res.get("requests") or {}
-        if limits or requests:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in limits or requests.get(r, limits.get(r)) != limits.get(r):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-__all__ = ["HostSandbox", "PodWorker", "clean_runtime_error", "field_path", "termination_message"]
+__all__ = ["PodWorker", "field_path"]

@@ -47,3 +47,12 @@ def test_conditions_keep_transition_time():
     by = {c["type"]: c for c in new}
     assert by["Initialized"]["lastTransitionTime"] == "T1"
     assert by["Ready"]["lastTransitionTime"] == "T2" and by["Ready"]["status"] == "True"
+
+
+def test_qos_class():
+    guaranteed = {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"},
+                                                "requests": {"cpu": "1", "memory": "1Gi"}}}]}
+    burstable = {"containers": [{"resources": {"requests": {"cpu": "100m"}}}]}
+    assert status.qos_class(guaranteed) == "Guaranteed"
+    assert status.qos_class(burstable) == "Burstable"
+    assert status.qos_class({"containers": [{"resources": {}}]}) == "BestEffort"

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shoal.node import access, intent, paths, pulling, worker
+from shoal.node import access, intent, messages, paths, pulling
 from shoal.node.errors import ContainerNotFound
 
 SANDBOX = SimpleNamespace(netns_path="/var/run/netns/x", ipc_ns_path="/ipc", uts_ns_path="/uts",
@@ -58,6 +58,6 @@ def test_registry_host_detection():
 def test_runtime_error_is_cleaned():
     raw = ('runc create failed: unable to start container process: exec: "nope": '
            'executable file not found in $PATH: unknown')
-    assert worker.clean_runtime_error(raw) == 'exec: "nope": executable file not found in $PATH'
+    assert messages.clean_runtime_error(raw) == 'exec: "nope": executable file not found in $PATH'
     escaped = 'runc create: msg="exec: \\"/bin/x\\": stat /bin/x: no such file or directory"'
-    assert worker.clean_runtime_error(escaped) == 'exec: "/bin/x": stat /bin/x: no such file or directory'
+    assert messages.clean_runtime_error(escaped) == 'exec: "/bin/x": stat /bin/x: no such file or directory'
