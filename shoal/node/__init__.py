@@ -22,8 +22,9 @@ Modules: agent (watches, shared services), worker (per-pod sync), status (pure s
 envvars (pure env), intent (pure runtime intent), volumes (atomic writer, emptyDir,
 hostPath, PVC, downwardAPI, projected), probes (incl. probing inside a pod netns),
 backoff (CrashLoopBackOff), pulling (imagePullPolicy), provisioner (local-path PVCs),
-hooks (PodHooks; MeshHooks: capture rules, ordered start, the Envoy sidecar), paths
-(disk layout and container ids), access (CLI resolver), errors.
+hooks (PodHooks; MeshHooks: capture rules, ordered start, the Envoy sidecar), podfiles
+(resolv.conf, hostname), messages (runtime errors, termination messages), paths (disk
+layout and container ids), access (CLI resolver), errors.
 """
 
 from __future__ import annotations
