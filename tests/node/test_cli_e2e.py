@@ -110,3 +110,24 @@ def test_scale_rollout_top_and_pod_logs(daemon):
     assert asyncio.run(workloads.pod_resolver()(ctx, rt, "no-such-pod")) is None
     with pytest.raises(click.ClickException, match="previous terminated container"):
         asyncio.run(workloads.pod_resolver(previous=True)(ctx, rt, pod))
+
+
+def test_daemon_killed_and_restarted_restarts_no_pod(daemon):
+    import os
+    import signal
+
+    daemon.shoal("apply", "-f", "-", input=MANIFEST)
+    shoal(daemon, "rollout", "status", "deployment/web", "--timeout", "60")
+
+    def pods() -> dict:
+        items = json.loads(daemon.shoal("get", "pods", "-o", "json").stdout)["items"]
+        return {p["metadata"]["name"]: [(c["containerID"], c["restartCount"], c["ready"])
+                                        for c in p["status"]["containerStatuses"]]
+                for p in items if not p["metadata"].get("deletionTimestamp")}
+
+    before = pods()
+    os.kill(daemon.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    daemon.start()
+    time.sleep(3)  # let the new agent sync every pod
+    assert pods() == before
