@@ -6,6 +6,9 @@ with the distribution client when the policy asks for it; a bare name (`busybox`
 `library/app`) never goes to Docker Hub — it must be in the local store, and when it is
 not the error says so. Loopback registries are pulled over plain HTTP.
 
+Private registries: the pod's imagePullSecrets (dockerconfigjson / dockercfg Secrets) give
+the credentials for the reference's registry host (`pull_credentials`).
+
 Concurrency: the store's `resolve` is thread-safe and called in a thread; one pull per
 reference at a time (a lock per reference), so ten replicas of one image pull once.
 """
@@ -13,7 +16,9 @@ reference at a time (a lock per reference), so ten replicas of one image pull on
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+import base64
+import json
+from typing import Any, Callable, Mapping
 
 from shoal.images import ImageError, ImageNotFound, ImageStore, Reference
 from shoal.node.errors import ImagePullError
@@ -30,13 +35,45 @@ def _insecure(image: str) -> bool:
     return host in ("localhost", "127.0.0.1", "[::1]")
 
 
+def registry_host(image: str) -> str:
+    return image.partition("/")[0]
+
+
+def pull_credentials(secrets: list[Mapping[str, Any]], host: str) -> tuple[str, str] | None:
+    """(user, password) for `host` from the pod's imagePullSecrets (pure): Secrets of type
+    kubernetes.io/dockerconfigjson (`.dockerconfigjson`: {"auths": {host: ...}}) or
+    kubernetes.io/dockercfg (`.dockercfg`: {host: ...}); an entry has `auth`
+    (base64 "user:password") or `username`/`password`. First match wins."""
+    for secret in secrets:
+        data = secret.get("data") or {}
+        try:
+            if ".dockerconfigjson" in data:
+                auths = json.loads(base64.b64decode(data[".dockerconfigjson"])).get("auths") or {}
+            elif ".dockercfg" in data:
+                auths = json.loads(base64.b64decode(data[".dockercfg"]))
+            else:
+                continue
+        except ValueError:
+            continue
+        for key, entry in auths.items():
+            name = key.removeprefix("https://").removeprefix("http://").split("/")[0]
+            if name != host or not isinstance(entry, dict):
+                continue
+            if entry.get("auth"):
+                user, _, password = base64.b64decode(entry["auth"]).decode(errors="replace").partition(":")
+                return user, password
+            if entry.get("username") is not None:
+                return entry["username"], entry.get("password", "")
+    return None
+
+
 class ImagePuller:
     def __init__(self, store: ImageStore) -> None:
         self.store = store
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def ensure(self, image: str, policy: str,
-                     on_pull: Callable[[], None] | None = None) -> tuple[Any, bool]:
+    async def ensure(self, image: str, policy: str, on_pull: Callable[[], None] | None = None,
+                     credentials: tuple[str, str] | None = None) -> tuple[Any, bool]:
         """(Image, pulled now?) or raises ImagePullError with the kubelet's wording.
         `on_pull` is called just before a registry pull starts (the `Pulling` event)."""
         try:
@@ -63,7 +100,7 @@ class ImagePuller:
             if on_pull is not None:
                 on_pull()
             try:
-                img = await registry.pull(self.store, ref, insecure=_insecure(image))
+                img = await registry.pull(self.store, ref, insecure=_insecure(image), credentials=credentials)
             except ImageError as exc:
                 if local is not None:
                     return local, False

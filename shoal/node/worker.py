@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.node import envvars, intent, messages, paths, podfiles, probes, status, volumes
+from shoal.node import envvars, intent, messages, paths, podfiles, probes, pulling, status, volumes
 from shoal.node.errors import (
     ContainerConfigError,
     ContainerCreateError,
@@ -496,8 +496,14 @@ class PodWorker:
         policy = c.get("imagePullPolicy") or "IfNotPresent"
         started = time.monotonic()
         fp = field_path(self.pod, c)
+        credentials = None
+        pull_secrets = [ref.get("name") for ref in self.pod["spec"].get("imagePullSecrets") or []]
+        if pull_secrets and pulling.names_registry(image):
+            found = [await self.agent.get_object("secrets", self.namespace, n) for n in pull_secrets if n]
+            credentials = pulling.pull_credentials([f for f in found if f], pulling.registry_host(image))
         img, pulled = await self.agent.puller.ensure(
-            image, policy, lambda: self.agent.emit(self.pod, "Normal", "Pulling", f'Pulling image "{image}"', fp))
+            image, policy, lambda: self.agent.emit(self.pod, "Normal", "Pulling", f'Pulling image "{image}"', fp),
+            credentials=credentials)
         if pulled:
             self.agent.emit(self.pod, "Normal", "Pulled",
                             f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s', fp)

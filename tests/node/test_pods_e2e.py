@@ -545,3 +545,37 @@ async def test_image_with_a_registry_host_is_pulled(node, tmp_path):
         await node.wait_gone("pulled")
     finally:
         await asyncio.to_thread(registry.close)
+
+
+async def test_private_registry_needs_the_pods_image_pull_secret(node, tmp_path):
+    import base64
+    import json
+
+    from tests.images.registry_fixtures import PASSWORD, USER, Registry, TokenServer
+
+    archive = tmp_path / "busybox.oci.tar"
+    await asyncio.to_thread(node.images.export, "busybox", archive, "oci-archive")
+    tokens = await asyncio.to_thread(TokenServer, tmp_path)
+    registry = await asyncio.to_thread(Registry, tmp_path / "registry", tokens)
+    try:
+        await asyncio.to_thread(registry.seed, archive, "shoal/private:1", f"{USER}:{PASSWORD}")
+        image = f"{registry.host}/shoal/private:1"
+        await node.create_pod(busybox_pod("no-creds", ["sleep", "3600"], container={"image": image}))
+        got = await node.wait_pod("no-creds", lambda p: waiting_reason(p) in ("ErrImagePull", "ImagePullBackOff"))
+        message = container_status(got)["state"]["waiting"]["message"]
+        assert image in message and ("401" in message or "auth" in message.lower())
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        config = json.dumps({"auths": {registry.host: {"auth": auth}}})
+        await node.client.create("secrets", {
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "regcred", "namespace": "default"},
+            "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()}})
+        await node.create_pod(busybox_pod("with-creds", ["sleep", "3600"], container={"image": image},
+                                          imagePullSecrets=[{"name": "regcred"}]))
+        await node.wait_pod("with-creds", lambda p: container_status(p).get("state", {}).get("running"), timeout=30)
+        for name in ("no-creds", "with-creds"):
+            await node.client.delete("pods", "default", name)
+            await node.wait_gone(name)
+    finally:
+        await asyncio.to_thread(registry.close)
+        await asyncio.to_thread(tokens.close)

@@ -61,3 +61,20 @@ def test_runtime_error_is_cleaned():
     assert messages.clean_runtime_error(raw) == 'exec: "nope": executable file not found in $PATH'
     escaped = 'runc create: msg="exec: \\"/bin/x\\": stat /bin/x: no such file or directory"'
     assert messages.clean_runtime_error(escaped) == 'exec: "/bin/x": stat /bin/x: no such file or directory'
+
+
+def test_pull_credentials_from_docker_config_secrets():
+    import base64
+    import json
+
+    def secret(key, doc):
+        return {"type": "kubernetes.io/dockerconfigjson",
+                "data": {key: base64.b64encode(json.dumps(doc).encode()).decode()}}
+
+    auth = base64.b64encode(b"alice:pa:ss").decode()
+    secrets = [secret(".dockerconfigjson", {"auths": {"other.example": {"auth": auth}}}),
+               secret(".dockerconfigjson", {"auths": {"https://127.0.0.1:5000/v2/": {"auth": auth}}}),
+               secret(".dockercfg", {"reg.example": {"username": "bob", "password": "x"}})]
+    assert pulling.pull_credentials(secrets, "127.0.0.1:5000") == ("alice", "pa:ss")
+    assert pulling.pull_credentials(secrets, "reg.example") == ("bob", "x")
+    assert pulling.pull_credentials(secrets, "nowhere") is None
