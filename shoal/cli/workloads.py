@@ -305,39 +305,4 @@ def top_pods(ctx: click.Context, name: str | None, namespace: str, all_namespace
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
-# -- pods for `shoal logs` / `shoal exec` (wired by shoal/cli/containers.py) ----------------
-
-def pod_resolver(namespace: str = "default", container: str | None = None, previous: bool = False) -> Any:
-    """A resolver for `shoal.cli.containers.register_resolver`: NAME is a pod (in
-    `namespace`), `container` picks one of its containers (-c), `previous` the instance
-    before the current one (--previous). Returns None when no daemon answers or no pod
-    has that name, so plain container names keep working."""
-
-    async def resolve(ctx: click.Context, rt: Any, name: str) -> Any:
-        from shoal.apiserver.http_client import HttpClient
-        from shoal.cli.containers import Target
-        from shoal.node.access import resolve_container
-        from shoal.node.errors import ContainerNotFound
-
-        settings = settings_from(ctx)
-        if not settings.kubeconfig_path.is_file():
-            return None
-        try:
-            async with HttpClient.from_kubeconfig(settings.kubeconfig_path) as client:
-                try:
-                    await client.get("pods", namespace, name)
-                except Exception:  # noqa: BLE001 - not a pod (or no daemon): other resolvers try
-                    return None
-                cid, log_path = await resolve_container(client, settings, namespace, name, container, previous)
-        except ContainerNotFound as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError:
-            return None
-        # the previous instance may be deleted already; its log file stays with the pod
-        exists = cid in {s.id for s in await rt.list()}
-        return Target(cid if exists else None, log_path)
-
-    return resolve
-
-
 COMMANDS = [scale, rollout, top]

@@ -8,7 +8,6 @@ import json
 import secrets
 import time
 
-import click
 import pytest
 from click.testing import CliRunner
 
@@ -89,27 +88,18 @@ def test_scale_rollout_top_and_pod_logs(daemon):
     assert shoal(daemon, "rollout", "undo", "deployment/web") == "deployment.apps/web rolled back\n"
     shoal(daemon, "rollout", "status", "deployment/web", "--timeout", "60")
 
-    # the resolver `shoal logs POD` / `shoal exec POD` plug in
-    from shoal.node import build_runtime
-    from shoal.config import Settings
-
+    # `shoal logs POD` / `shoal exec POD` find the pod's container through the node
+    # agent's resolve_container (wired by shoal/cli/pods.py)
     items = json.loads(daemon.shoal("get", "pods", "-o", "json").stdout)["items"]
     pod = next(p["metadata"]["name"] for p in items
                if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running")
-    ctx = click.Context(cli, obj={"state_dir": str(daemon.state_dir)})
-    settings = Settings.from_env(state_dir=daemon.state_dir)
-    rt = build_runtime(settings)
     deadline = time.monotonic() + 10
-    while True:
-        target = asyncio.run(workloads.pod_resolver()(ctx, rt, pod))
-        text = target.log_path.read_text() if target.log_path.exists() else ""
-        if f"hello from {pod}" in text or time.monotonic() > deadline:
-            break
+    while f"hello from {pod}" not in (out := daemon.shoal("logs", pod).stdout) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert target.container_id and f"hello from {pod}" in text
-    assert asyncio.run(workloads.pod_resolver()(ctx, rt, "no-such-pod")) is None
-    with pytest.raises(click.ClickException, match="previous terminated container"):
-        asyncio.run(workloads.pod_resolver(previous=True)(ctx, rt, pod))
+    assert f"hello from {pod}" in out
+    assert daemon.shoal("exec", pod, "--", "hostname").stdout.strip() == pod
+    failed = daemon.shoal("logs", "-p", pod, check=False)
+    assert failed.returncode != 0 and "previous terminated container" in failed.stderr
 
 
 def test_daemon_killed_and_restarted_restarts_no_pod(daemon):
