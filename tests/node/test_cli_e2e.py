@@ -3,7 +3,6 @@ daemon (tests/daemon_harness.py) with this package's network ranges."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -61,9 +60,7 @@ def daemon(tmp_path_factory):
 
 
 def shoal(daemon, *args: str):
-    for command in workloads.COMMANDS:  # the lead registers the module in shoal.cli.main
-        if command.name not in cli.commands:
-            cli.add_command(command)
+    assert all(cli.commands.get(c.name) is c for c in workloads.COMMANDS)  # registered by shoal.cli.main
     result = CliRunner().invoke(cli, list(args), env=daemon.env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
