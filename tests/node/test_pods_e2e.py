@@ -23,6 +23,12 @@ from tests.node.conftest import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
+def proxy_status(pod: dict) -> dict:
+    """The injected istio-proxy's status: a native sidecar (initContainers) or, with older
+    injectors, the first regular container."""
+    return init_status(pod, "istio-proxy") or container_status(pod, "istio-proxy")
+
+
 HTTPD = ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
 
 
@@ -423,14 +429,13 @@ async def test_meshed_pod_gets_capture_rules_and_an_envoy_sidecar_that_holds_the
     app = busybox_pod("meshed", ["sleep", "3600"])
     pod = inject.inject(app)
     await node.create_pod(pod)
-    got = await node.wait_pod("meshed", lambda p: container_status(p, "istio-proxy").get("state", {}).get("running"),
-                              timeout=30)
-    assert waiting_reason(got, "main") == "ContainerCreating"
+    got = await node.wait_pod("meshed", lambda p: proxy_status(p).get("state", {}).get("running"), timeout=30)
+    assert waiting_reason(got, "main") in ("PodInitializing", "ContainerCreating")
     sandbox = await node.network.get_sandbox("default/meshed")
     nat = subprocess.run(["ip", "netns", "exec", sandbox.netns_name, "iptables-save", "-t", "nat"],
                          capture_output=True, text=True, check=True).stdout
     assert "ISTIO_OUTPUT" in nat and "--uid-owner 1337" in nat
-    cid = container_status(got, "istio-proxy")["containerID"].removeprefix("shoal://")
+    cid = proxy_status(got)["containerID"].removeprefix("shoal://")
     st = await node.runtime.status(cid)
     uids = [line for line in open(f"/proc/{st.pid}/status").read().splitlines() if line.startswith("Uid:")]
     assert uids[0].split()[1] == "1337"
@@ -444,7 +449,7 @@ async def test_meshed_pod_gets_capture_rules_and_an_envoy_sidecar_that_holds_the
     await eventually(admin_listening, what="Envoy admin listening in the pod netns")
     await asyncio.sleep(1)
     got = await node.pod("meshed")
-    assert waiting_reason(got, "main") == "ContainerCreating" and not is_ready(got)
+    assert waiting_reason(got, "main") in ("PodInitializing", "ContainerCreating") and not is_ready(got)
     await node.client.delete("pods", "default", "meshed")
     await node.wait_gone("meshed")
 
@@ -473,10 +478,10 @@ async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
             "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}})
         await node.create_pod(inject.inject(app))
         got = await node.wait_pod("meshed-ready", lambda p: p["status"].get("podIP"))
-        assert waiting_reason(got, "main") in ("ContainerCreating", None)
+        assert not container_status(got, "main").get("state", {}).get("running")
         source.put(PODS, got)  # what the daemon's ClusterSource over the API would show
         got = await node.wait_pod("meshed-ready", is_ready, timeout=40)
-        proxy = container_status(got, "istio-proxy")
+        proxy = proxy_status(got)
         app = container_status(got, "main")
         assert proxy["ready"] and app["ready"]
         assert proxy["state"]["running"]["startedAt"] <= app["state"]["running"]["startedAt"]
@@ -491,7 +496,7 @@ async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
 
         await eventually(reconnected, timeout=20, what="sidecar reconnected to the new xDS server")
         got = await node.wait_pod("meshed-ready", is_ready)
-        assert container_status(got, "istio-proxy")["restartCount"] == 0
+        assert proxy_status(got)["restartCount"] == 0
         await node.client.delete("pods", "default", "meshed-ready")
         await node.wait_gone("meshed-ready")
     finally:
