@@ -39,6 +39,11 @@ def cli(ctx: click.Context, state_dir: str | None) -> None:
 
 
 def _register() -> None:
+    # Kinds beyond core/apps that the daemon serves (Istio's): the CLI knows them too.
+    from shoal.mesh import kinds as mesh_kinds
+
+    mesh_kinds.register_kinds()
+
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)
         for command in getattr(module, "COMMANDS", ()):

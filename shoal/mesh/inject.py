@@ -8,9 +8,10 @@ Who gets a sidecar (`needs_injection`), in Istio's order:
 3. else the namespace: label `istio-injection=enabled` or `shoal.io/mesh=enabled`
    (`istio-injection=disabled` wins over `shoal.io/mesh`).
 
-What injection adds (`inject`): the `istio-proxy` container first in the list (the
-node agent starts it first and starts the app containers only once it is ready:
-readiness GET :15021/healthz/ready), running as UID/GID 1337 without privileges, with
+What injection adds (`inject`): the `istio-proxy` container as a native sidecar, the
+first init container with `restartPolicy: Always` (the node agent starts it first,
+starts the rest only once it is ready — readiness GET :15021/healthz/ready — and stops
+it when the app containers of a Job-style pod are done), running as UID/GID 1337 without privileges, with
 resources, the `http-envoy-prom` port 15090, and downward-API env the node agent uses
 to build the bootstrap; the `sidecar.istio.io/status` annotation (Istio's JSON shape),
 Prometheus scrape annotations and the `security.istio.io/tlsMode=istio` label.
@@ -139,11 +140,16 @@ def inject(pod: Obj, namespace: Obj | None = None,
     result = copy.deepcopy(pod)
     meta = result.setdefault("metadata", {})
     spec = result.setdefault("spec", {})
-    spec["containers"] = [sidecar_container(options)] + list(spec.get("containers") or [])
+    # A Kubernetes native sidecar (Istio's ENABLE_NATIVE_SIDECARS shape): the first init
+    # container, restartPolicy Always. The node agent starts it before everything else,
+    # holds the rest until it is ready, keeps it running, and stops it once the regular
+    # containers of a Never/OnFailure pod have finished, so Jobs complete.
+    sidecar = {**sidecar_container(options), "restartPolicy": "Always"}
+    spec["initContainers"] = [sidecar] + list(spec.get("initContainers") or [])
     annotations = meta.setdefault("annotations", {}) or {}
     meta["annotations"] = annotations
     annotations[STATUS_ANNOTATION] = json.dumps({
-        "initContainers": None, "containers": [SIDECAR_CONTAINER], "volumes": [],
+        "initContainers": [SIDECAR_CONTAINER], "containers": None, "volumes": [],
         "imagePullSecrets": None, "revision": "default"}, separators=(",", ":"))
     annotations.setdefault("prometheus.io/scrape", "true")
     annotations.setdefault("prometheus.io/port", str(names.PROMETHEUS_PORT))

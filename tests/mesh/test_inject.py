@@ -38,16 +38,17 @@ def test_injected_pod_has_the_sidecar_and_status():
     original = pod()
     injected = inject.inject(original, NS_ON)
     assert original["spec"]["containers"] == [{"name": "app", "image": "busybox"}]  # untouched
-    proxy = injected["spec"]["containers"][0]
+    proxy = injected["spec"]["initContainers"][0]
     assert proxy["name"] == "istio-proxy"
+    assert proxy["restartPolicy"] == "Always"  # a native sidecar: Jobs can complete
     assert proxy["image"] == inject.DEFAULT_IMAGE
     assert proxy["securityContext"]["runAsUser"] == 1337
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
     assert {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"} in proxy["ports"]
     assert proxy["resources"]["limits"]["memory"]
-    assert injected["spec"]["containers"][1]["name"] == "app"
+    assert [c["name"] for c in injected["spec"]["containers"]] == ["app"]
     status = json.loads(injected["metadata"]["annotations"]["sidecar.istio.io/status"])
-    assert status["containers"] == ["istio-proxy"]
+    assert status["initContainers"] == ["istio-proxy"]
     # never twice
     assert not inject.needs_injection(injected, NS_ON)
 
@@ -75,8 +76,8 @@ def test_cli_inject_prints_yaml(tmp_path):
     result = CliRunner().invoke(cli, ["mesh", "inject", "-f", str(manifest)])
     assert result.exit_code == 0, result.output
     docs = list(yaml.safe_load_all(result.output))
-    assert docs[0]["spec"]["containers"][0]["name"] == "istio-proxy"
-    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["name"] == "istio-proxy"
+    assert docs[0]["spec"]["initContainers"][0]["name"] == "istio-proxy"
+    assert docs[1]["spec"]["template"]["spec"]["initContainers"][0]["name"] == "istio-proxy"
     assert "namespace" not in docs[1]["spec"]["template"]["metadata"]
 
 

@@ -45,7 +45,8 @@ async def test_injection_step_mutates_and_rejects():
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
            "spec": {"containers": [{"name": "app", "image": "x"}]}}
     injected = await step(AdmissionRequest("CREATE", pod_type, pod, None, ns))
-    assert [c["name"] for c in injected["spec"]["containers"]] == ["istio-proxy", "app"]
+    assert [c["name"] for c in injected["spec"]["initContainers"]] == ["istio-proxy"]
+    assert [c["name"] for c in injected["spec"]["containers"]] == ["app"]
     assert await step(AdmissionRequest("UPDATE", pod_type, pod, pod, ns)) is None
     assert await step(AdmissionRequest("CREATE", pod_type, pod, None, {"metadata": {"name": "x"}})) is None
     bad = {**pod, "spec": {"containers": [{"name": "app", "image": "x",

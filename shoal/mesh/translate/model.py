@@ -134,8 +134,9 @@ def has_sidecar(pod: Obj) -> bool:
     annotations = pod.get("metadata", {}).get("annotations") or {}
     if STATUS_ANNOTATION in annotations:
         return True
+    spec = pod.get("spec", {})
     return any(c.get("name") == SIDECAR_CONTAINER
-               for c in pod.get("spec", {}).get("containers", []))
+               for c in (spec.get("initContainers") or []) + (spec.get("containers") or []))
 
 
 def pod_ip(pod: Obj) -> str | None:
