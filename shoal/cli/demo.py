@@ -81,6 +81,7 @@ CLUSTER_COUNTERS = ("upstream_rq_total", "upstream_rq_completed", "upstream_rq_2
                     "upstream_rq_5xx", "upstream_cx_total", "upstream_cx_connect_fail",
                     "ssl.handshake")
 RQ_TIME = "upstream_rq_time"
+SIDECAR = "istio-proxy"
 IMAGE_ID_ANNOTATION = "demo.shoal.dev/image-id"
 
 
@@ -212,6 +213,7 @@ class PodFacts:
     """Everything the demo read from one pod and its sidecar."""
     pod: Obj
     workload: str
+    netns: str
     identities: list[str]
     pins: dict[str, list[str]]
     before: SidecarStats | None
@@ -316,9 +318,20 @@ def render_edges(edges: list[Obj]) -> str:
          for e in edges])
 
 
+def has_sidecar(pod: Obj) -> bool:
+    """The injected Envoy: a container, or a native sidecar (restartable init container)."""
+    spec = pod.get("spec") or {}
+    return any(c.get("name") == SIDECAR for c in (spec.get("containers") or [])
+               + (spec.get("initContainers") or []))
+
+
 def pod_ready(pod: Obj) -> bool:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return bool(statuses) and all(c.get("ready") for c in statuses)
+    """The pod's Ready condition (every container, sidecar included, passed readiness)."""
+    status = pod.get("status") or {}
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    statuses = status.get("containerStatuses") or []
+    return (bool(ready) and ready[0].get("status") == "True"
+            and bool(statuses) and all(c.get("ready") for c in statuses))
 
 
 # --------------------------------------------------------------------------------------
@@ -563,14 +576,20 @@ async def _pod_netns(settings: Settings, pods: list[Obj]) -> dict[str, str]:
 STATS_FILTER = r"^cluster\.outbound\||^listener\.0\.0\.0\.0_15006\.ssl\.handshake$"
 
 
-async def _admin_json(netns: str, path: str) -> Obj:
+async def _admin_json(netns: str, path: str, attempts: int = 10) -> Obj:
+    """GET a sidecar's admin API; retried for a few seconds, since a sidecar that the
+    node agent is restarting refuses connections for a moment."""
     from shoal.mesh import proxyconfig
     from shoal.mesh.errors import MeshError
 
-    try:
-        return json.loads(await proxyconfig.admin_get(netns, path))
-    except (MeshError, json.JSONDecodeError) as exc:
-        raise DemoError(f"reading sidecar admin {path} in netns {netns}: {exc}") from None
+    for attempt in range(attempts):
+        try:
+            return json.loads(await proxyconfig.admin_get(netns, path))
+        except (MeshError, json.JSONDecodeError) as exc:
+            if attempt == attempts - 1:
+                raise DemoError(f"reading the sidecar's admin API in netns {netns}: {exc}") from None
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
 
 
 async def _sidecar_stats(netns: dict[str, str]) -> dict[str, SidecarStats]:
@@ -609,7 +628,7 @@ async def _measure(settings: Settings, pods: list[Obj], say: Say) -> tuple[Obj, 
     deadline = time.monotonic() + FLUSH_TIMEOUT_SECONDS
     while True:
         after = await _sidecar_stats(netns)
-        facts = [PodFacts(by_name[n], workload_of(by_name[n]), identities[n][0], identities[n][1],
+        facts = [PodFacts(by_name[n], workload_of(by_name[n]), netns[n], identities[n][0], identities[n][1],
                           before.get(n), after[n]) for n in netns]
         if histograms_flushed(facts, NAMESPACE, settings.cluster_domain) or time.monotonic() > deadline:
             break
@@ -712,6 +731,7 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
     edges = build_edges(state["facts"], state["services"], state["traffic"].get("hops", []),
                         NAMESPACE, settings.cluster_domain)
     pods = state["pods"]
+    facts = {f.pod["metadata"]["name"]: f for f in state["facts"]}
     summary = {
         "namespace": NAMESPACE,
         "state_dir": str(settings.state_dir),
@@ -723,8 +743,11 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
                   "ip": (p.get("status") or {}).get("podIP"),
                   "phase": (p.get("status") or {}).get("phase"), "ready": pod_ready(p),
                   "containers": [c["name"] for c in p["spec"]["containers"]],
-                  "identity": next((f.identities for f in state["facts"]
-                                    if f.pod["metadata"]["name"] == p["metadata"]["name"]), [])}
+                  "init_containers": [c["name"] for c in p["spec"].get("initContainers") or []],
+                  "sidecar": has_sidecar(p),
+                  "identity": facts[p["metadata"]["name"]].identities
+                  if p["metadata"]["name"] in facts else [],
+                  "netns": facts[p["metadata"]["name"]].netns if p["metadata"]["name"] in facts else None}
                  for p in pods],
         "services": [{"name": s["metadata"]["name"], "clusterIP": s["spec"].get("clusterIP"),
                       "ports": [{"name": p.get("name"), "port": p["port"]} for p in s["spec"]["ports"]]}
@@ -733,13 +756,14 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
                     "warmup_requests": state["warmup"]["requests"], **state["traffic"]},
         "edges": edges,
         "all_ready": all(pod_ready(p) for p in pods),
+        "all_meshed": all(has_sidecar(p) for p in pods),
         "all_mtls": bool(edges) and all(e["mtls"] for e in edges),
         "all_succeeded": bool(edges) and all(e["success_rate"] == 100.0 for e in edges),
         "timings": timings,
         "elapsed_seconds": round(time.monotonic() - started, 1),
         "next": _next_commands(settings, pods),
     }
-    healthy = summary["all_ready"] and summary["all_mtls"] and summary["all_succeeded"]
+    healthy = summary["all_ready"] and summary["all_meshed"] and summary["all_mtls"] and summary["all_succeeded"]
     if quiet:
         click.echo(json.dumps(summary, indent=2))
     else:
