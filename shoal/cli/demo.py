@@ -82,6 +82,8 @@ CLUSTER_COUNTERS = ("upstream_rq_total", "upstream_rq_completed", "upstream_rq_2
                     "ssl.handshake")
 RQ_TIME = "upstream_rq_time"
 SIDECAR = "istio-proxy"
+UPTIME = "server.uptime"
+MEASURE_ATTEMPTS = 3
 IMAGE_ID_ANNOTATION = "demo.shoal.dev/image-id"
 
 
@@ -253,7 +255,7 @@ def build_edges(facts: list[PodFacts], services: list[Obj], hops: list[Obj],
         server_handshakes = sum(f.after.counters.get(INBOUND_HANDSHAKES, 0) for f in servers)
         seen = [h for h in hops if h["service"] == service and h["caller"] in caller_ids]
         total = count["upstream_rq_total"]
-        ok = count["upstream_rq_completed"] - count["upstream_rq_5xx"]
+        ok = min(total, count["upstream_rq_completed"] - count["upstream_rq_5xx"])
         connections = cumulative["upstream_cx_total"] - cumulative["upstream_cx_connect_fail"]
         evidence = {
             "client_tls_handshakes": cumulative["ssl.handshake"],
@@ -276,6 +278,21 @@ def build_edges(facts: list[PodFacts], services: list[Obj], hops: list[Obj],
             "evidence": evidence,
         })
     return edges
+
+
+def disturbances(facts: list[PodFacts], edges: list[Obj], traffic: Obj) -> list[str]:
+    """What made a measured run unrepresentative: a sidecar that restarted during it
+    (its uptime went down), an edge below 100% success, a client-side failure."""
+    found = []
+    for f in facts:
+        if f.before is not None and f.after.counters.get(UPTIME, 0) < f.before.counters.get(UPTIME, 0):
+            found.append(f"the sidecar of {f.pod['metadata']['name']} restarted")
+    found += [f"{e['caller']} -> {e['service']} at {e['success_rate']:g}%"
+              for e in edges if e["success_rate"] != 100.0]
+    failed = {code: n for code, n in (traffic.get("codes") or {}).items() if code != "200"}
+    if failed:
+        found.append(f"client saw {failed}")
+    return found
 
 
 def histograms_flushed(facts: list[PodFacts], namespace: str, domain: str) -> bool:
@@ -573,7 +590,7 @@ async def _pod_netns(settings: Settings, pods: list[Obj]) -> dict[str, str]:
         allocations.close()
 
 
-STATS_FILTER = r"^cluster\.outbound\||^listener\.0\.0\.0\.0_15006\.ssl\.handshake$"
+STATS_FILTER = r"^cluster\.outbound\||^listener\.0\.0\.0\.0_15006\.ssl\.handshake$|^server\.uptime$"
 
 
 async def _admin_json(netns: str, path: str, attempts: int = 10) -> Obj:
@@ -606,10 +623,18 @@ async def _sidecar_identity(netns: str) -> tuple[list[str], dict[str, list[str]]
     return cert_identities(certs), pinned_server_ids(clusters)
 
 
-async def _measure(settings: Settings, pods: list[Obj], say: Say) -> tuple[Obj, list[PodFacts], Obj]:
-    loadgen_pod = next((p["metadata"]["name"] for p in pods if workload_of(p) == LOADGEN), None)
-    if loadgen_pod is None:
-        raise DemoError(f"no {LOADGEN} pod in namespace {NAMESPACE}")
+@dataclasses.dataclass
+class Measurement:
+    """One measured run: the client's summary, what the sidecars saw, the edges."""
+    warmup: Obj
+    traffic: Obj
+    facts: list[PodFacts]
+    edges: list[Obj]
+    disturbed: list[str]
+
+
+async def _measure_once(settings: Settings, pods: list[Obj], services: list[Obj],
+                        loadgen_pod: str, say: Say) -> Measurement:
     say(f"warming up: {LOADGEN} -> frontend until {WARMUP_SUCCESSES} answers in a row succeed ...")
     warmup = await _loadgen(settings, loadgen_pod, "warmup", "--successes", str(WARMUP_SUCCESSES),
                             "--timeout", str(WARMUP_TIMEOUT_SECONDS), timeout=WARMUP_TIMEOUT_SECONDS + 30)
@@ -633,7 +658,27 @@ async def _measure(settings: Settings, pods: list[Obj], say: Say) -> tuple[Obj, 
         if histograms_flushed(facts, NAMESPACE, settings.cluster_domain) or time.monotonic() > deadline:
             break
         await asyncio.sleep(1)
-    return traffic, facts, warmup
+    edges = build_edges(facts, services, traffic.get("hops", []), NAMESPACE, settings.cluster_domain)
+    return Measurement(warmup, traffic, facts, edges, disturbances(facts, edges, traffic))
+
+
+async def _measure(settings: Settings, client: HttpClient, pods: list[Obj],
+                   say: Say) -> tuple[Measurement, list[Obj]]:
+    """Measure; when something disturbed the run (a sidecar restarted under it, an edge
+    below 100%), say what and measure again, up to MEASURE_ATTEMPTS times. Every attempt
+    is reported, so a retry never hides what happened."""
+    loadgen_pod = next((p["metadata"]["name"] for p in pods if workload_of(p) == LOADGEN), None)
+    if loadgen_pod is None:
+        raise DemoError(f"no {LOADGEN} pod in namespace {NAMESPACE}")
+    services, _ = await client.list("services", NAMESPACE)
+    attempts: list[Obj] = []
+    while True:
+        result = await _measure_once(settings, pods, services, loadgen_pod, say)
+        attempts.append({"requests": result.traffic.get("requests"), "disturbed": result.disturbed})
+        if not result.disturbed or len(attempts) >= MEASURE_ATTEMPTS:
+            return result, attempts
+        say(f"  the run was disturbed ({'; '.join(result.disturbed)}); measuring again")
+        pods, _ = await _wait_ready(client, say, live=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -717,19 +762,19 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
             say("waiting for the bookstore to be ready ...")
             pods, _ = await _wait_ready(client, say, live=not quiet and sys.stdout.isatty())
             t = step("ready", t)
-            traffic, facts, warmup = await _measure(settings, pods, say)
+            measured, attempts = await _measure(settings, client, pods, say)
             t = step("traffic", t)
             services, _ = await client.list("services", NAMESPACE)
             pods, _ = await client.list("pods", NAMESPACE)
-            return {"applied": applied, "pods": pods, "services": services, "traffic": traffic,
-                    "facts": facts, "warmup": warmup}
+            return {"applied": applied, "pods": pods, "services": services,
+                    "traffic": measured.traffic, "facts": measured.facts, "warmup": measured.warmup,
+                    "edges": measured.edges, "attempts": attempts}
 
     try:
         state = asyncio.run(run())
     except errors.StatusError as err:
         raise DemoError(f"Error from server ({err.reason}): {err.message}") from None
-    edges = build_edges(state["facts"], state["services"], state["traffic"].get("hops", []),
-                        NAMESPACE, settings.cluster_domain)
+    edges = state["edges"]
     pods = state["pods"]
     facts = {f.pod["metadata"]["name"]: f for f in state["facts"]}
     summary = {
@@ -745,6 +790,8 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
                   "containers": [c["name"] for c in p["spec"]["containers"]],
                   "init_containers": [c["name"] for c in p["spec"].get("initContainers") or []],
                   "sidecar": has_sidecar(p),
+                  "restarts": sum(c.get("restartCount", 0) for c in
+                                  (p.get("status") or {}).get("containerStatuses") or []),
                   "identity": facts[p["metadata"]["name"]].identities
                   if p["metadata"]["name"] in facts else [],
                   "netns": facts[p["metadata"]["name"]].netns if p["metadata"]["name"] in facts else None}
@@ -755,6 +802,7 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
         "traffic": {"path": f"{LOADGEN} pod (in the mesh) -> Service frontend, driven by shoal exec",
                     "warmup_requests": state["warmup"]["requests"], **state["traffic"]},
         "edges": edges,
+        "attempts": state["attempts"],
         "all_ready": all(pod_ready(p) for p in pods),
         "all_meshed": all(has_sidecar(p) for p in pods),
         "all_mtls": bool(edges) and all(e["mtls"] for e in edges),
@@ -786,6 +834,8 @@ def _print_report(summary: Obj, pods: list[Obj], services: list[Obj]) -> None:
     for answer in traffic.get("answers", []):
         echo(f"  {answer['count']:5d} answered by reviews {answer['reviews_version']}, "
              f"rating {answer['rating']}")
+    for number, attempt in enumerate(summary["attempts"][:-1], 1):
+        echo(f"  (run {number} was disturbed and measured again: {'; '.join(attempt['disturbed'])})")
     echo("")
     echo("edges, from the sidecars' Envoy stats (the measured run only):")
     echo(render_edges(summary["edges"]))
