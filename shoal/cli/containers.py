@@ -397,7 +397,7 @@ def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, 
         pass
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a terminal (needs one on this side).")
 @click.option("-e", "--env", "env", multiple=True, help="K=V, repeatable.")
@@ -410,7 +410,23 @@ def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, 
 @_errors
 def exec_(ctx: click.Context, interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
           in_container: str | None, namespace: str | None, container: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a running container; exits with its exit code."""
+    """Run COMMAND in a running container; exits with its exit code.
+
+    Both orders work: podman's `shoal exec [OPTIONS] NAME CMD...` (options before the
+    name, everything after it is the command) and kubectl's `shoal exec POD [-n NS]
+    [-c C] [-it] -- CMD...` (options between the pod and `--`)."""
+    if "--" in command:
+        split = command.index("--")
+        extra = _parse_exec_options(command[:split])
+        command = command[split + 1:]
+        in_container = extra.get("container", in_container)
+        namespace = extra.get("namespace", namespace)
+        interactive = interactive or extra.get("interactive", False)
+        tty = tty or extra.get("tty", False)
+        env = env + tuple(extra.get("env", ()))
+        user = extra.get("user", user)
+        if not command:
+            raise click.UsageError("give the command after --")
     rt = _runtime(ctx)
     target = asyncio.run(resolve(ctx, rt, Lookup(container, in_container, namespace)))
     if target.container_id is None:
@@ -423,6 +439,33 @@ def exec_(ctx: click.Context, interactive: bool, tty: bool, env: tuple[str, ...]
     code = rt.exec_interactive(target.container_id, list(command), tty=tty, stdin=interactive or tty,
                                env=list(env) or None, user=user)
     sys.exit(code)
+
+
+def _parse_exec_options(tokens: tuple[str, ...]) -> dict:
+    """kubectl-style options written after the pod name and before `--`."""
+    found: dict = {"env": []}
+    valued = {"-n": "namespace", "--namespace": "namespace", "-c": "container",
+              "--container": "container", "-u": "user", "--user": "user", "-e": "env", "--env": "env"}
+    flags = {"-i": ("interactive",), "--interactive": ("interactive",), "-t": ("tty",),
+             "--tty": ("tty",), "-it": ("interactive", "tty"), "-ti": ("interactive", "tty")}
+    items = iter(tokens)
+    for token in items:
+        name, eq, inline = token.partition("=")
+        if name in valued:
+            value = inline if eq else next(items, None)
+            if value is None:
+                raise click.UsageError(f"option {name} needs a value")
+            if valued[name] == "env":
+                found["env"].append(value)
+            else:
+                found[valued[name]] = value
+        elif token in flags:
+            for flag in flags[token]:
+                found[flag] = True
+        else:
+            raise click.UsageError(f"unexpected {token!r} before --; options go before --, "
+                                   "the command after it")
+    return found
 
 
 COMMANDS = [run, ps, stop, rm, logs, exec_]
