@@ -39,11 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -362,22 +361,11 @@ def _ensure_running(settings: Settings, say: Say) -> bool:
     say("starting shoal ...")
     if say is _quiet:
         # _start_detached reports on stdout; keep -o json output one document
-        with open(os.devnull, "w") as sink, _redirect_stdout(sink):
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             _start_detached(settings, "info")
     else:
         _start_detached(settings, "info")
     return True
-
-
-class _redirect_stdout:
-    def __init__(self, sink: Any) -> None:
-        self.sink, self.saved = sink, None
-
-    def __enter__(self) -> None:
-        self.saved, sys.stdout = sys.stdout, self.sink
-
-    def __exit__(self, *exc: object) -> None:
-        sys.stdout = self.saved
 
 
 def _quiet(_msg: str) -> None:
@@ -385,7 +373,7 @@ def _quiet(_msg: str) -> None:
 
 
 def _ensure_base_image(settings: Settings, say: Say) -> Obj:
-    from shoal.images import ImageNotFound, ImageStore
+    from shoal.images import ImageError, ImageNotFound, ImageStore
 
     store = ImageStore(settings.images_dir)
     try:
@@ -397,7 +385,11 @@ def _ensure_base_image(settings: Settings, say: Say) -> Obj:
     say(f"base image {BASE_IMAGE}: bootstrapping Debian bookworm with "
         f"{', '.join(BASE_PACKAGES)} (mmdebstrap, about a minute, once) ...")
     started = time.monotonic()
-    store.bootstrap_debian(BASE_IMAGE, suite="bookworm", include=list(BASE_PACKAGES))
+    try:
+        store.bootstrap_debian(BASE_IMAGE, suite="bookworm", include=list(BASE_PACKAGES))
+    except ImageError as exc:
+        raise DemoError(f"bootstrapping {BASE_IMAGE} with mmdebstrap (needs a Debian mirror): "
+                        f"{exc}") from None
     seconds = round(time.monotonic() - started, 1)
     say(f"base image {BASE_IMAGE}: built in {seconds}s")
     return {"name": BASE_IMAGE, "bootstrapped": True, "seconds": seconds}
