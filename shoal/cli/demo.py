@@ -41,6 +41,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import os
 import sys
@@ -83,6 +84,8 @@ RQ_TIME = "upstream_rq_time"
 SIDECAR = "istio-proxy"
 UPTIME = "server.uptime"
 MEASURE_ATTEMPTS = 3
+SETTLE_SECONDS = 15
+SETTLE_TIMEOUT_SECONDS = 150
 IMAGE_ID_ANNOTATION = "demo.shoal.dev/image-id"
 
 
@@ -539,6 +542,48 @@ async def _wait_ready(client: HttpClient, say: Say, live: bool) -> tuple[list[Ob
             display.stop()
 
 
+def last_warning(events: list[Obj], pods: list[Obj]) -> tuple[dt.datetime | None, Obj | None]:
+    """The newest Warning event about one of `pods` (by lastTimestamp), and its time."""
+    names = {p["metadata"]["name"] for p in pods}
+    newest, which = None, None
+    for e in events:
+        if e.get("type") != "Warning" or (e.get("involvedObject") or {}).get("name") not in names:
+            continue
+        stamp = e.get("lastTimestamp") or e.get("eventTime") or e["metadata"].get("creationTimestamp")
+        if not stamp:
+            continue
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if newest is None or when > newest:
+            newest, which = when, e
+    return newest, which
+
+
+async def _wait_settled(client: HttpClient, pods: list[Obj], say: Say) -> tuple[list[Obj], float]:
+    """Wait until no Warning event about the pods for SETTLE_SECONDS (new pods often see
+    a container restarted by the node agent in their first minute on a busy machine;
+    measuring across such a restart would report the restart, not the mesh). Each new
+    warning is shown. Gives up after SETTLE_TIMEOUT_SECONDS and measures anyway."""
+    started = time.monotonic()
+    shown: set[tuple[str, str, str]] = set()
+    while True:
+        events, _ = await client.list("events", NAMESPACE)
+        when, event = last_warning(events, pods)
+        quiet_for = (dt.datetime.now(dt.timezone.utc) - when).total_seconds() if when else 1e9
+        if event is not None:
+            key = (event["involvedObject"]["name"], event.get("reason", ""), event.get("message", ""))
+            if key not in shown and quiet_for < SETTLE_SECONDS:
+                shown.add(key)
+                say(f"  settling: {key[0]}: {key[1]}: {key[2][:120]}")
+        current, _ = await client.list("pods", NAMESPACE)
+        current = [p for p in current if not p["metadata"].get("deletionTimestamp")]
+        if quiet_for >= SETTLE_SECONDS and all(pod_ready(p) for p in current):
+            return current, round(time.monotonic() - started, 1)
+        if time.monotonic() - started > SETTLE_TIMEOUT_SECONDS:
+            say(f"  pods still see warnings after {SETTLE_TIMEOUT_SECONDS}s; measuring anyway")
+            return current, round(time.monotonic() - started, 1)
+        await asyncio.sleep(2)
+
+
 async def _loadgen(settings: Settings, pod: str, *args: str, timeout: float) -> Obj:
     """Run the loadgen client inside its pod (`shoal exec`) and parse its JSON summary."""
     argv = [sys.executable, "-m", "shoal.cli.main", "--state-dir", str(settings.state_dir),
@@ -671,6 +716,7 @@ async def _measure(settings: Settings, client: HttpClient, pods: list[Obj],
             return result, attempts
         say(f"  the run was disturbed ({'; '.join(result.disturbed)}); measuring again")
         pods, _ = await _wait_ready(client, say, live=False)
+        pods, _ = await _wait_settled(client, pods, say)
 
 
 # --------------------------------------------------------------------------------------
@@ -754,6 +800,9 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
             say("waiting for the bookstore to be ready ...")
             pods, _ = await _wait_ready(client, say, live=not quiet and sys.stdout.isatty())
             t = step("ready", t)
+            say(f"waiting until the pods have had no warning for {SETTLE_SECONDS}s ...")
+            pods, _ = await _wait_settled(client, pods, say)
+            t = step("settle", t)
             measured, attempts = await _measure(settings, client, pods, say)
             t = step("traffic", t)
             services, _ = await client.list("services", NAMESPACE)
