@@ -8,12 +8,15 @@ leave nothing behind.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 SHOAL = [sys.executable, "-m", "shoal.cli.main"]
 
@@ -90,3 +93,22 @@ class ShoalInstance:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5,
+             what: str = "condition") -> Any:
+    """Poll until predicate() is truthy; return its value or fail naming what and the
+    last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def get_json(shoal: ShoalInstance, *args: str) -> dict:
+    """`shoal get ARGS -o json` as a dict."""
+    return json.loads(shoal.shoal("get", *args, "-o", "json").stdout)

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.daemon_harness import ShoalInstance
+from tests.daemon_harness import ShoalInstance, get_json, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -69,23 +69,8 @@ spec:
 """
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-def get(shoal: ShoalInstance, *args: str) -> dict:
-    return json.loads(shoal.shoal("get", *args, "-o", "json").stdout)
-
-
 def ready_web(shoal: ShoalInstance) -> list[dict]:
-    pods = get(shoal, "pods", "-l", "app=web")["items"]
+    pods = get_json(shoal, "pods", "-l", "app=web")["items"]
     return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
         c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
 
@@ -102,7 +87,7 @@ def shoal(tmp_path_factory):
     try:
         instance.shoal("apply", "-f", "-", input=app())
         wait_for(lambda: len(ready_web(instance)) == 3, 90, what="3 ready web pods")
-        wait_for(lambda: get(instance, "pod", "client")["status"].get("phase") == "Running", 60,
+        wait_for(lambda: get_json(instance, "pod", "client")["status"].get("phase") == "Running", 60,
                  what="client running")
         yield instance
     finally:
@@ -125,7 +110,7 @@ def test_a_pod_failing_readiness_leaves_the_endpoints(shoal):
     victim = sorted(p["metadata"]["name"] for p in ready_web(shoal))[0]
     shoal.shoal("exec", victim, "-c", "httpd", "--", "rm", "/tmp/ready")
     wait_for(lambda: victim not in {a.get("targetRef", {}).get("name")
-                                    for s in get(shoal, "endpoints", "web").get("subsets", [])
+                                    for s in get_json(shoal, "endpoints", "web").get("subsets", [])
                                     for a in s.get("addresses", [])}, 30, what="victim removed")
     out = in_client(shoal, "for i in $(seq 20); do timeout 5 wget -qO- http://web/; done").stdout
     assert victim not in out
@@ -134,7 +119,7 @@ def test_a_pod_failing_readiness_leaves_the_endpoints(shoal):
 
 
 def test_node_port_answers_on_loopback_from_the_host(shoal):
-    node_port = get(shoal, "svc", "web")["spec"]["ports"][0]["nodePort"]
+    node_port = get_json(shoal, "svc", "web")["spec"]["ports"][0]["nodePort"]
     with urllib.request.urlopen(f"http://127.0.0.1:{node_port}/", timeout=5) as r:
         assert r.read().decode().startswith("v1 ")
 
@@ -143,7 +128,7 @@ def test_rolling_update_under_traffic_drops_no_request(shoal):
     failures: list[str] = []
     answers: list[str] = []
     stop = threading.Event()
-    node_port = get(shoal, "svc", "web")["spec"]["ports"][0]["nodePort"]
+    node_port = get_json(shoal, "svc", "web")["spec"]["ports"][0]["nodePort"]
 
     def poll() -> None:
         while not stop.is_set():
@@ -161,7 +146,7 @@ def test_rolling_update_under_traffic_drops_no_request(shoal):
         shoal.shoal("apply", "-f", "-", input=app("v2"))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            pods = get(shoal, "pods", "-l", "app=web")["items"]
+            pods = get_json(shoal, "pods", "-l", "app=web")["items"]
             ready = ready_web(shoal)
             min_ready = min(min_ready, len(ready))
             if len(ready) == 3 and all(p["spec"]["containers"][0]["env"][0]["value"] == "v2"
@@ -190,7 +175,7 @@ def test_shoal_down_leaves_nothing_behind(tmp_path):
     instance.start()
     try:
         instance.shoal("apply", "-f", "-", input=app(replicas=2))
-        wait_for(lambda: len([p for p in get(instance, "pods")["items"]
+        wait_for(lambda: len([p for p in get_json(instance, "pods")["items"]
                               if p["status"].get("phase") == "Running"]) == 3, 90, what="pods running")
     finally:
         instance.stop()

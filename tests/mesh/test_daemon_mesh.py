@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 
 import pytest
-import yaml
 
 from shoal.mesh import proxyconfig
-from tests.daemon_harness import ShoalInstance
+from tests.daemon_harness import ShoalInstance, get_json, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -73,20 +71,8 @@ spec:
 """
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
 def pods(shoal: ShoalInstance, ns: str, selector: str | None = None) -> list[dict]:
-    args = ["get", "pods", "-n", ns, "-o", "json"] + (["-l", selector] if selector else [])
-    return json.loads(shoal.shoal(*args).stdout)["items"]
+    return get_json(shoal, "pods", "-n", ns, *(["-l", selector] if selector else []))["items"]
 
 
 def all_ready(items: list[dict]) -> bool:
@@ -193,8 +179,7 @@ def test_job_style_pod_completes_with_its_sidecar(shoal):
            "  - {name: client, image: busybox, imagePullPolicy: IfNotPresent,\n"
            "     command: [sh, -c, 'timeout 5 wget -qO- http://b/ && echo done']}\n")
     shoal.shoal("apply", "-f", "-", input=job)
-    pod = wait_for(lambda: (p := json.loads(shoal.shoal("get", "pod", "once", "-n", "shop", "-o",
-                                                        "json").stdout))["status"].get("phase")
+    pod = wait_for(lambda: (p := get_json(shoal, "pod", "once", "-n", "shop"))["status"].get("phase")
                    in ("Succeeded", "Failed") and p, 60, what="the pod to finish")
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
     assert "done" in shoal.shoal("logs", "once", "-n", "shop", "-c", "client").stdout
