@@ -141,11 +141,7 @@ class NotFound(StatusError):
 
     @classmethod
     def of(cls, resource: str, name: str) -> "NotFound":
-        group, _, kind = _split_resource(resource)
-        return cls(
-            f'{resource} "{name}" not found',
-            details={"name": name, "group": group, "kind": kind},
-        )
+        return cls(f'{resource} "{name}" not found', details=_details(resource, name))
 
 
 class MethodNotAllowed(StatusError):
@@ -157,11 +153,7 @@ class AlreadyExists(StatusError):
 
     @classmethod
     def of(cls, resource: str, name: str) -> "AlreadyExists":
-        group, _, kind = _split_resource(resource)
-        return cls(
-            f'{resource} "{name}" already exists',
-            details={"name": name, "group": group, "kind": kind},
-        )
+        return cls(f'{resource} "{name}" already exists', details=_details(resource, name))
 
 
 class Conflict(StatusError):
@@ -169,11 +161,10 @@ class Conflict(StatusError):
 
     @classmethod
     def stale(cls, resource: str, name: str) -> "Conflict":
-        group, _, kind = _split_resource(resource)
         return cls(
             f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
             "modified; please apply your changes to the latest version and try again",
-            details={"name": name, "group": group, "kind": kind},
+            details=_details(resource, name),
         )
 
 
@@ -222,10 +213,10 @@ class ServiceUnavailable(StatusError):
     code, reason = 503, "ServiceUnavailable"
 
 
-def _split_resource(resource: str) -> tuple[str, str, str]:
-    """'deployments.apps' -> ('apps', '.', 'deployments'); 'pods' -> ('', '', 'pods')."""
-    plural, dot, group = resource.partition(".")
-    return group, dot, plural
+def _details(resource: str, name: str) -> dict[str, Any]:
+    """Kubernetes StatusDetails for resource 'deployments.apps' or 'pods' and a name."""
+    plural, _, group = resource.partition(".")
+    return {"name": name, "group": group, "kind": plural}
 
 
 def from_status(status: dict[str, Any]) -> StatusError:
