@@ -13,18 +13,23 @@ The state dir layout is decided here and nowhere else:
     <state>/containers/        runtime bundles, shim state, logs (shoal.runtime)
     <state>/pods/              per-pod volumes, resolv.conf, hosts (shoal.node)
     <state>/volumes/           local-path PersistentVolumes
-    <state>/run/               sockets and pid files (daemon, xDS)
+    <state>/run/               sockets and pid files (daemon, xDS; /run/shoal/<hash> when
+                               the state dir is too long for Unix socket paths)
+    <state>/network/           sandbox records, ipc/uts namespace files (shoal.network)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import json
 import os
 from pathlib import Path
 
 DEFAULT_STATE_DIR = "/var/lib/shoal"
+SOCKET_DIR_MAX = 60
+"""Longest run dir that still leaves room for `xds/<pod id>/xds.sock` in 107 bytes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +100,15 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where the daemon's Unix sockets live (the mesh's xDS sockets). A socket path is
+        limited to 107 bytes, so when the state dir is long this is a short directory
+        under /run/shoal named by a hash of the state dir (removed by `shoal down`)."""
+        if len(str(self.run_dir)) <= SOCKET_DIR_MAX:
+            return self.run_dir
+        return Path("/run/shoal") / hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:16]
 
     @property
     def pid_file(self) -> Path:

@@ -131,11 +131,12 @@ class Daemon:
         await self.mesh_control.start()
         self._on_stop("mesh control", self.mesh_control.stop)
         self.xds = XdsServer(self.mesh_control)
-        await self.xds.start(s.run_dir / "xds.sock", mode=0o600)
+        s.socket_dir.mkdir(parents=True, exist_ok=True)
+        await self.xds.start(s.socket_dir / "xds.sock", mode=0o600)
         self._on_stop("xds server", self.xds.stop)
         self.mesh_source = source
 
-        hooks = MeshHooks(xds_server=self.xds, socket_dir=s.run_dir / "xds",
+        hooks = MeshHooks(xds_server=self.xds, socket_dir=s.socket_dir / "xds",
                           cluster_domain=s.cluster_domain)
         node = await run_node(self.client, s, network=network, hooks=hooks)
         self._on_stop("node agent", node.stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from typing import Any
 
 from shoal.config import Settings
@@ -50,8 +51,14 @@ async def _host_network(settings: Settings) -> None:
         allocations.close()
 
 
+async def _socket_dir(settings: Settings) -> None:
+    if settings.socket_dir != settings.run_dir:
+        shutil.rmtree(settings.socket_dir, ignore_errors=True)
+
+
 def _steps() -> list[tuple[str, Any]]:
     return [
         ("containers, snapshots and pod sandboxes", _containers_and_sandboxes),
         ("bridge, routes and iptables chains", _host_network),
+        ("socket directory", _socket_dir),
     ]

@@ -124,7 +124,7 @@ async def run_node(
     settings.volumes_dir.mkdir(parents=True, exist_ok=True)
     recorder = EventRecorder(client, "kubelet", host=settings.node_name)
     if "hooks" not in agent_options:
-        agent_options["hooks"] = MeshHooks(socket_dir=settings.run_dir / "xds", cluster_domain=settings.cluster_domain)
+        agent_options["hooks"] = MeshHooks(socket_dir=settings.socket_dir / "xds", cluster_domain=settings.cluster_domain)
     agent = NodeAgent(client, settings, runtime=runtime, images=images, network=network, recorder=recorder,
                       backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale,
                       **agent_options)

@@ -107,6 +107,11 @@ class Runtime:
             except FileExistsError:
                 raise ContainerExists(cid) from None
             try:
+                # A create that failed while `runc create` was still running (conmon gave
+                # up on a loaded machine) can leave runc state behind after our cleanup;
+                # it would make this create fail with "already exists". Clear it first.
+                if (self.paths.runc_root / cid).exists():
+                    await self.runc.delete(cid, force=True)
                 log_path = await asyncio.to_thread(self._write_bundle, intent, dict(image_config or {}))
                 argv = shim.conmon_argv(
                     self.paths, cid, runtime_binary=self.runtime_binary, log_path=log_path,
