@@ -36,6 +36,7 @@ from shoal.node.hooks import ContainerPlan, NoHooks, PodHooks
 from shoal.node.pulling import ImagePuller
 from shoal.node.messages import clean_runtime_error
 from shoal.node.worker import PodWorker, field_path
+from shoal.runtime import ContainerExists
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -244,16 +245,23 @@ class NodeAgent:
             if isinstance(img, ContainerPlan):
                 fields["command"], fields["args"] = img.command, None
             spec_intent = self.make_intent(fields)
-            await self.runtime.create(spec_intent, image_config)
+            try:
+                await self.runtime.create(spec_intent, image_config)
+            except ContainerExists:
+                # What is left of an earlier create of this very instance that failed
+                # half-way (a shim that gave up on a loaded machine): clear it, create again.
+                log.warning("container %s exists from a failed create; replacing it", cid)
+                await self.runtime.delete(cid, force=True)
+                await self.runtime.create(spec_intent, image_config)
         except Exception as exc:  # noqa: BLE001 - translated at this boundary
             await self.remove_container(cid)
-            raise ContainerCreateError(clean_runtime_error(str(exc))) from exc
+            raise ContainerCreateError(clean_runtime_error(_describe(exc))) from exc
         self.emit(pod, "Normal", "Created", f"Created container {c['name']}", fp)
         try:
             await self.runtime.start(cid)
         except Exception as exc:  # noqa: BLE001
             await self.remove_container(cid)
-            raise ContainerCreateError(clean_runtime_error(str(exc))) from exc
+            raise ContainerCreateError(clean_runtime_error(_describe(exc))) from exc
         self.emit(pod, "Normal", "Started", f"Started container {c['name']}", fp)
 
     async def stop_container(self, cid: str, grace: float) -> None:
@@ -336,3 +344,10 @@ def _references(pod: Obj, resource: str, name: str | None) -> bool:
     configmaps, secrets = envvars.referenced_objects(pod)
     return name in (configmaps if resource == "configmaps" else secrets)
 
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a user-facing message; one without text (a timeout) by its kind."""
+    text = str(exc)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"timed out ({type(exc).__name__}) {text}".strip()
+    return text or type(exc).__name__
