@@ -102,6 +102,12 @@ class Settings:
         return self.state_dir / "run"
 
     @property
+    def netns_prefix(self) -> str:
+        """Prefix of this instance's pod network namespaces (`shoal0-3f2a9c81d0e4`): the
+        bridge name is unique per instance, so `shoal down` can sweep what is its own."""
+        return f"{self.bridge}-"
+
+    @property
     def socket_dir(self) -> Path:
         """Where the daemon's Unix sockets live (the mesh's xDS sockets). A socket path is
         limited to 107 bytes, so when the state dir is long this is a short directory

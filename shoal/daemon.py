@@ -84,7 +84,7 @@ class Daemon:
         self._on_stop("allocations", _async(allocations.close))
 
         # The host network first: the registry allocates ClusterIPs/NodePorts from it.
-        network = PodNetwork(s, allocations)
+        network = PodNetwork(s, allocations, netns_prefix=s.netns_prefix)
         await network.setup_host()
 
         # Istio's kinds and sidecar injection join the API before it serves.

@@ -46,7 +46,7 @@ async def _host_network(settings: Settings) -> None:
 
     allocations = Allocations(settings.store_path)
     try:
-        await PodNetwork(settings, allocations).teardown()
+        await PodNetwork(settings, allocations, netns_prefix=settings.netns_prefix).teardown()
     finally:
         allocations.close()
 

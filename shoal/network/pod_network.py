@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable
 
 from shoal.config import Settings
-from shoal.network import host, hostports, ipam, names, pod_files, rules, sandboxes
+from shoal.network import commands, host, hostports, ipam, names, pod_files, rules, sandboxes
 from shoal.network.errors import AllocationError, SandboxError
 from shoal.network.model import PortMapping, Sandbox
 from shoal.store.allocations import Allocations
@@ -95,6 +95,7 @@ class PodNetwork:
         async with self._host_lock:
             for pod_key in list(await self._load()):
                 await self.delete_sandbox(pod_key)
+            await self._sweep_unrecorded_netns()
             await host.teardown(self.settings)
 
             def remove_dirs() -> None:
@@ -105,6 +106,20 @@ class PodNetwork:
                         pass
 
             await asyncio.to_thread(remove_dirs)
+
+    async def _sweep_unrecorded_netns(self) -> None:
+        """Namespaces with this instance's prefix but no record (a create interrupted
+        between `ip netns add` and its bookkeeping). Only instance-specific prefixes are
+        swept: the generic default could name another instance's pods."""
+        if self._netns_prefix in ("", "shoal-"):
+            return
+        try:
+            names_here = [p.name for p in sandboxes.NETNS_DIR.iterdir()]
+        except FileNotFoundError:
+            return
+        for name in names_here:
+            if name.startswith(self._netns_prefix):
+                await commands.run(["ip", "netns", "del", name], check=False)
 
     # -- sandboxes ---------------------------------------------------------------------
 

@@ -94,8 +94,8 @@ def build_network(settings: Settings, netns_prefix: str | None = None) -> Any:
     from shoal.network import PodNetwork
     from shoal.store.allocations import Allocations
 
-    kwargs = {"netns_prefix": netns_prefix} if netns_prefix else {}
-    return PodNetwork(settings, Allocations(settings.store_path), **kwargs)
+    return PodNetwork(settings, Allocations(settings.store_path),
+                      netns_prefix=netns_prefix or settings.netns_prefix)
 
 
 async def run_node(

@@ -185,8 +185,8 @@ def test_shoal_down_leaves_nothing_behind(tmp_path):
     svc_net = instance.env["SHOAL_SERVICE_CIDR"].rsplit(".", 1)[0]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert bridge not in links
-    assert str(instance.state_dir) not in subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True).stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [n for n in namespaces.split() if n.startswith(f"{bridge}-")], namespaces
     records = instance.state_dir / "network" / "sandboxes"
     assert not records.exists() or not any(records.iterdir())
     assert prefix not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
