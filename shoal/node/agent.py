@@ -36,7 +36,7 @@ from shoal.node.hooks import ContainerPlan, NoHooks, PodHooks
 from shoal.node.pulling import ImagePuller
 from shoal.node.messages import clean_runtime_error
 from shoal.node.worker import PodWorker, field_path
-from shoal.runtime import ContainerExists
+from shoal.runtime import ContainerExists, ContainerNotFound
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -224,8 +224,10 @@ class NodeAgent:
         for cid in sorted(self._known.get(paths.uid_part(pod_uid), ())):
             try:
                 out.append(await self.runtime.status(cid))
-            except Exception:  # noqa: BLE001 - removed behind our back
+            except ContainerNotFound:  # removed behind our back
                 self._index(cid, add=False)
+            except Exception:  # noqa: BLE001 - a transient failure: keep it, ask next time
+                log.warning("status of %s failed; keeping it", cid, exc_info=True)
         return out
 
     async def create_and_start(self, pod: Obj, c: Obj, cid: str, img: Any, env: dict, mounts: list,
@@ -248,11 +250,17 @@ class NodeAgent:
             try:
                 await self.runtime.create(spec_intent, image_config)
             except ContainerExists:
-                # What is left of an earlier create of this very instance that failed
-                # half-way (a shim that gave up on a loaded machine): clear it, create again.
-                log.warning("container %s exists from a failed create; replacing it", cid)
-                await self.runtime.delete(cid, force=True)
-                await self.runtime.create(spec_intent, image_config)
+                # This very instance exists. A running or created one is adopted, never
+                # replaced (an observation missed it); only a dead leftover of a create
+                # that failed half-way is cleared and created again.
+                state = (await self.runtime.status(cid)).state
+                if state in ("running", "created"):
+                    log.warning("container %s already exists (%s); adopting it", cid, state)
+                    if state == "running":
+                        return
+                else:
+                    await self.runtime.delete(cid, force=True)
+                    await self.runtime.create(spec_intent, image_config)
         except Exception as exc:  # noqa: BLE001 - translated at this boundary
             await self.remove_container(cid)
             raise ContainerCreateError(clean_runtime_error(_describe(exc))) from exc
