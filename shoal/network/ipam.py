@@ -22,9 +22,20 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from typing import Protocol
 
 from shoal.network.errors import AllocationConflictError, OutOfRangeError, RangeExhaustedError
-from shoal.store.allocations import Allocations
+
+
+class Allocations(Protocol):
+    """The persistent reservation table IPAM needs. The network layer owns this protocol;
+    the store implements it (`shoal.store.allocations.Allocations`, one SQLite table), so
+    network does not import the layer above it."""
+
+    def reserve(self, pool: str, value: str, owner: str) -> bool: ...
+    def release(self, pool: str, value: str) -> None: ...
+    def release_owner(self, pool: str, owner: str) -> list[str]: ...
+    def owned(self, pool: str) -> dict[str, str]: ...
 
 
 class AddressAllocator:

@@ -39,9 +39,9 @@ from collections.abc import Iterable
 
 from shoal.config import Settings
 from shoal.network import commands, host, hostports, ipam, names, pod_files, rules, sandboxes
+from shoal.network.ipam import Allocations
 from shoal.network.errors import AllocationError, SandboxError
 from shoal.network.model import PortMapping, Sandbox
-from shoal.store.allocations import Allocations
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
