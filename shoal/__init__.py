@@ -14,4 +14,14 @@ Layers (each a package; a layer imports only layers below it):
 `shoal.config.Settings` is the one place where paths, ports and ranges are decided.
 """
 
+import os
+
+# The daemon spawns runc, conmon and iptables all the time, and its event loop (uvloop,
+# i.e. libuv) spawns with fork(). gRPC's fork support installs pthread_atfork handlers
+# that, while other threads are inside gRPC (the xDS server always is), make the forked
+# child crash or hang before it reaches exec: seen here as `runc state` failing with no
+# message and `iptables-save` dying of SIGSEGV, which made running containers look gone.
+# Nothing in shoal forks a process that keeps using gRPC, so the handlers are off.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
 __version__ = "0.1.0"
