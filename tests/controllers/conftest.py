@@ -51,11 +51,15 @@ class KubeletStandIn:
         items, _ = await self.client.list("pods", namespace, label_selector=selector)
         return items
 
-    async def run(self, pod: dict, *, ready: bool = True) -> dict:
-        """Mark a pod Running (ready or not), with an IP and container statuses."""
+    async def run(self, pod: dict, *, ready: bool = True) -> dict | None:
+        """Mark a pod Running (ready or not), with an IP and container statuses. A pod the
+        controllers deleted meanwhile is skipped (None), as a kubelet would."""
         for _ in range(10):
-            current = await self.client.get("pods", pod["metadata"]["namespace"],
-                                            pod["metadata"]["name"])
+            try:
+                current = await self.client.get("pods", pod["metadata"]["namespace"],
+                                                pod["metadata"]["name"])
+            except api_errors.NotFound:
+                return None
             status = current.setdefault("status", {})
             if not status.get("podIP"):
                 self._ip += 1
@@ -82,12 +86,15 @@ class KubeletStandIn:
                 return await self.client.update_status("pods", current)
             except api_errors.Conflict:
                 continue
+            except api_errors.NotFound:
+                return None
         raise AssertionError("could not write pod status")
 
     async def run_all(self, namespace: str = "default", selector: str | None = None,
                       ready: bool = True) -> list[dict]:
-        return [await self.run(p, ready=ready) for p in await self.pods(namespace, selector)
-                if not podutil.is_deleting(p)]
+        ran = [await self.run(p, ready=ready) for p in await self.pods(namespace, selector)
+               if not podutil.is_deleting(p)]
+        return [p for p in ran if p is not None]
 
     async def _finisher(self) -> None:
         while True:
