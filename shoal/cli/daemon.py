@@ -45,8 +45,8 @@ def api_ready(settings: Settings) -> bool:
     ca = settings.pki_dir / "ca.crt"
     if not ca.exists():
         return False
-    context = ssl.create_default_context(cafile=str(ca))
     try:
+        context = ssl.create_default_context(cafile=str(ca))
         with urllib.request.urlopen(f"{settings.api_url}/readyz", context=context, timeout=2) as r:
             return r.status == 200
     except OSError:
