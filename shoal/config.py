@@ -27,6 +27,8 @@ import json
 import os
 from pathlib import Path
 
+from shoal.fsutil import write_atomic
+
 DEFAULT_STATE_DIR = "/var/lib/shoal"
 SOCKET_DIR_MAX = 60
 """Longest run dir that still leaves room for `xds/<pod id>/xds.sock` in 107 bytes."""
@@ -153,7 +155,7 @@ class Settings:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = dataclasses.asdict(self)
         data["state_dir"] = str(self.state_dir)
-        self.settings_file.write_text(json.dumps(data, indent=2) + "\n")
+        write_atomic(self.settings_file, json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -32,6 +32,7 @@ from shoal.apiserver.local import LocalClient, ensure_namespaces
 from shoal.apiserver.registry import Registry
 from shoal.config import Settings
 from shoal.controllers import run_controllers
+from shoal.fsutil import write_atomic
 from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
 from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
@@ -141,7 +142,7 @@ class Daemon:
         node = await run_node(self.client, s, network=network, hooks=hooks)
         self._on_stop("node agent", node.stop)
 
-        s.pid_file.write_text(f"{os.getpid()}\n")
+        write_atomic(s.pid_file, f"{os.getpid()}\n")
         self._on_stop("pid file", _async(lambda: s.pid_file.unlink(missing_ok=True)))
 
     async def _mesh_status(self, request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoal.config import Settings
+from shoal.fsutil import write_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,18 +37,8 @@ class ApiCredentials:
         return self.token_file.read_text().strip()
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a temporary file and rename: a reader (`shoal up` polling for the CA,
-    kubectl) sees the old file or the whole new one, never a half-written one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _write_private(path: Path, data: bytes) -> None:
-    _write_atomic(path, data, 0o600)
+    write_atomic(path, data, 0o600)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -93,7 +84,7 @@ def ensure_credentials(settings: Settings) -> ApiCredentials:
             .sign(ca_key, hashes.SHA256())
         )
         _write_private(pki / "ca.key", _key_pem(ca_key))
-        _write_atomic(creds.ca_cert, ca.public_bytes(serialization.Encoding.PEM))
+        write_atomic(creds.ca_cert, ca.public_bytes(serialization.Encoding.PEM))
         creds.server_cert.unlink(missing_ok=True)
     if not creds.server_cert.exists() or not creds.server_key.exists() or not _covers(
         creds.server_cert, settings.api_host
@@ -126,7 +117,7 @@ def ensure_credentials(settings: Settings) -> ApiCredentials:
             .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
         )
         _write_private(creds.server_key, _key_pem(key))
-        _write_atomic(creds.server_cert, cert.public_bytes(serialization.Encoding.PEM))
+        write_atomic(creds.server_cert, cert.public_bytes(serialization.Encoding.PEM))
     if not creds.token_file.exists():
         _write_private(creds.token_file, (secrets.token_urlsafe(32) + "\n").encode())
     return creds

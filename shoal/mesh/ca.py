@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from shoal.fsutil import write_atomic
 from shoal.mesh.errors import CaError
 
 DEFAULT_TTL = datetime.timedelta(hours=24)
@@ -87,12 +87,10 @@ class MeshCA:
             directory.mkdir(parents=True, exist_ok=True)
             key = ec.generate_private_key(ec.SECP256R1())
             cert = _self_signed_root(key, trust_domain)
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption()))
-            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            write_atomic(key_path, key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()), 0o600)
+            write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
             return cls(trust_domain, key, cert)
         except (OSError, ValueError) as exc:
             # never include file contents: the message names the path and the failure only
