@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
-    """Write via a temporary file in the same directory and rename it over `path`: a
-    concurrent reader (another shoal command, kubectl, a restarted daemon) sees the old
-    content or the whole new one, never a half-written file. `mode` applies from the
-    first byte, so a private key is never readable by others, even briefly."""
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o644, *, durable: bool = False) -> None:
+    """Write via a uniquely named temporary file in the same directory and rename it over
+    `path`: a concurrent reader (another shoal command, kubectl, a restarted daemon) sees
+    the old content or the whole new one, never a half-written file, and two writers
+    never share a temporary. The file is private until `mode` is set, so a key is never
+    readable by others, even briefly. `durable` fsyncs the data before the rename (for
+    indexes that must survive a power cut, not only a crash of ours)."""
     raw = data.encode() if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(raw)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise

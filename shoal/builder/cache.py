@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from shoal.fsutil import write_atomic
 
 LayerSpec = tuple[str, str, int, str]
 
@@ -46,10 +46,7 @@ class LayerCache:
         return entry
 
     def put(self, key: str, layer: LayerSpec | None) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.keys_dir, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"layer": list(layer) if layer else None}, f)
-        os.replace(tmp, self._path(key))
+        write_atomic(self._path(key), json.dumps({"layer": list(layer) if layer else None}))
 
     def mount_dir(self, cache_id: str) -> Path:
         path = self.mounts_dir / hashlib.sha256(cache_id.encode()).hexdigest()[:32]

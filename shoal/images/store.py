@@ -18,11 +18,11 @@ import dataclasses
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator, Sequence
 
+from shoal.fsutil import write_atomic
 from shoal.images import mediatypes
 from shoal.images.content import ContentStore
 from shoal.images.errors import BlobNotFound, ImageError, ImageNotFound, InvalidReference, ManifestError
@@ -134,12 +134,7 @@ class ImageStore:
                 entries = self._entries()
                 yield entries
                 doc = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": entries}
-                tmp = tempfile.NamedTemporaryFile("w", dir=self.paths.root, prefix=".index-", delete=False)
-                with tmp:
-                    json.dump(doc, tmp, indent=1)
-                    tmp.flush()
-                    os.fsync(tmp.fileno())
-                os.replace(tmp.name, self.paths.index)
+                write_atomic(self.paths.index, json.dumps(doc, indent=1), durable=True)
             finally:
                 os.close(fd)
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 from shoal.config import Settings
+from shoal.fsutil import write_atomic
 from shoal.network import commands
 from shoal.network.model import Sandbox
 
@@ -122,9 +122,7 @@ async def write_record(settings: Settings, sb: Sandbox) -> None:
     def write() -> None:
         folder = records_dir(settings)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{sb.netns_name}.tmp"
-        tmp.write_text(json.dumps(sb.to_json(), indent=1))
-        os.replace(tmp, folder / f"{sb.netns_name}.json")
+        write_atomic(folder / f"{sb.netns_name}.json", json.dumps(sb.to_json(), indent=1))
 
     await asyncio.to_thread(write)
 

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from shoal.fsutil import write_atomic
 from shoal.node.intent import MountSpec
 
 Obj = Mapping[str, Any]
@@ -171,10 +171,7 @@ class MeshHooks:
             (root / "etc" / "group").write_text(f"root:x:0:\nistio-proxy:x:{self.proxy_uid}:\n")
             boot = pod_root / "envoy"
             boot.mkdir(exist_ok=True)
-            tmp = boot / "envoy.json.tmp"
-            tmp.write_text(bootstrap.bootstrap_json(config))
-            os.chmod(tmp, 0o644)
-            tmp.replace(boot / "envoy.json")
+            write_atomic(boot / "envoy.json", bootstrap.bootstrap_json(config))
 
         await asyncio.to_thread(prepare)
         mounts += [MountSpec(ENVOY_IN_CONTAINER, binary, True), MountSpec(BOOTSTRAP_DIR, str(pod_root / "envoy"), True)]

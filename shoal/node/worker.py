@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoal.fsutil import write_atomic
 from shoal.node import envvars, intent, messages, paths, podfiles, probes, pulling, status, volumes
 from shoal.node.errors import (
     ContainerConfigError,
@@ -702,9 +703,7 @@ class PodWorker:
         for fname, text in files.items():
             path = etc / fname
             if not path.exists() or path.read_text() != text:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(text)
-                tmp.replace(path)
+                write_atomic(path, text)
             out[f"/etc/{fname}"] = path
         return out
 
