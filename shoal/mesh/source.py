@@ -9,9 +9,8 @@ may coalesce or repeat change notices freely but must never lose the last one.
 Implementations:
 
 - `InMemorySource` here (tests, `shoal mesh inject`, benchmarks): `put`/`delete` dicts.
-- a store-backed one over `shoal.api.client.ApiClient` (list + watch per kind; written
-  by the daemon wiring: `snapshot()` = cached lists, `changes()` = watch events mapped
-  to `ClusterChange`).
+- `shoal.mesh.apisource.ApiSource` over `shoal.api.client.ApiClient` (one informer per
+  kind: `snapshot()` = the cached lists, `changes()` = their events).
 - later, one over a real Kubernetes API (same shape, kubernetes_asyncio or the
   official client in a thread).
 
@@ -69,10 +68,14 @@ class ClusterState:
         """State from (kind, object) pairs; handy in tests."""
         table: dict[str, dict[tuple[str | None, str], Obj]] = {k: {} for k in KINDS}
         for kind, obj in objects:
-            meta = obj.get("metadata", {})
-            ns = None if kind == NAMESPACES else meta.get("namespace", "default")
-            table.setdefault(kind, {})[(ns, meta["name"])] = obj
+            table.setdefault(kind, {})[state_key(kind, obj)] = obj
         return cls(table, revision)
+
+
+def state_key(kind: str, obj: Obj) -> tuple[str | None, str]:
+    """(namespace, name) of an object in a ClusterState; namespaces have no namespace."""
+    meta = obj.get("metadata") or {}
+    return (None if kind == NAMESPACES else meta.get("namespace") or "default", meta["name"])
 
 
 class ClusterSource(Protocol):
@@ -84,33 +87,18 @@ class ClusterSource(Protocol):
         `snapshot()`, so nothing falls between), until the iterator is closed."""
 
 
-class InMemorySource:
-    """A ClusterSource over dicts held in memory. `put`/`delete` notify subscribers."""
+class ChangeFeed:
+    """The notice side every ClusterSource shares: `changes()` subscriptions, each fed
+    every notice from the moment it was made, and a revision counting the notices."""
 
-    def __init__(self, objects: Iterable[tuple[str, Obj]] = ()) -> None:
-        self._table: dict[str, dict[tuple[str | None, str], Obj]] = {k: {} for k in KINDS}
+    def __init__(self) -> None:
         self._revision = 0
         self._subscribers: set[asyncio.Queue[ClusterChange]] = set()
-        for kind, obj in objects:
-            self.put(kind, obj)
-
-    def put(self, kind: str, obj: Obj) -> None:
-        meta = obj.get("metadata", {})
-        ns = None if kind == NAMESPACES else meta.get("namespace", "default")
-        self._table.setdefault(kind, {})[(ns, meta["name"])] = copy.deepcopy(obj)
-        self._notify(ClusterChange(kind, ns, meta["name"]))
-
-    def delete(self, kind: str, namespace: str | None, name: str) -> None:
-        if self._table.get(kind, {}).pop((namespace, name), None) is not None:
-            self._notify(ClusterChange(kind, namespace, name))
 
     def _notify(self, change: ClusterChange) -> None:
         self._revision += 1
         for queue in self._subscribers:
             queue.put_nowait(change)
-
-    async def snapshot(self) -> ClusterState:
-        return ClusterState({k: dict(v) for k, v in self._table.items()}, self._revision)
 
     def changes(self) -> AsyncIterator[ClusterChange]:
         queue: asyncio.Queue[ClusterChange] = asyncio.Queue()
@@ -123,3 +111,25 @@ class InMemorySource:
                 yield await queue.get()
         finally:
             self._subscribers.discard(queue)
+
+
+class InMemorySource(ChangeFeed):
+    """A ClusterSource over dicts held in memory. `put`/`delete` notify subscribers."""
+
+    def __init__(self, objects: Iterable[tuple[str, Obj]] = ()) -> None:
+        super().__init__()
+        self._table: dict[str, dict[tuple[str | None, str], Obj]] = {k: {} for k in KINDS}
+        for kind, obj in objects:
+            self.put(kind, obj)
+
+    def put(self, kind: str, obj: Obj) -> None:
+        key = state_key(kind, obj)
+        self._table.setdefault(kind, {})[key] = copy.deepcopy(obj)
+        self._notify(ClusterChange(kind, *key))
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        if self._table.get(kind, {}).pop((namespace, name), None) is not None:
+            self._notify(ClusterChange(kind, namespace, name))
+
+    async def snapshot(self) -> ClusterState:
+        return ClusterState({k: dict(v) for k, v in self._table.items()}, self._revision)
