@@ -31,7 +31,7 @@ from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
 from shoal.apiserver.registry import Registry
 from shoal.config import Settings
-from shoal.controllers import run_controllers
+from shoal.controllers import build_manager
 from shoal.fsutil import write_atomic
 from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
 from shoal.mesh import kinds as mesh_kinds, report
@@ -111,12 +111,16 @@ class Daemon:
         self._on_stop("compactor", _cancel(compactor))
 
         await warm_up
-        manager = await run_controllers(self.client, s)
+        # Controllers, kube-proxy and the mesh source share one informer per resource
+        # (the manager's): one list + watch each, whoever reads it.
+        manager = build_manager(self.client, s)
+        directory = ServiceDirectory()
+        services = ServiceSync(self.client, ServiceProxy(s), directory, shared=manager.informer)
+        source = ApiSource(self.client, shared=manager.informer)
+        await manager.start()
         self._on_stop("controllers", manager.stop)
 
         # kube-proxy role and cluster DNS on the bridge's gateway address.
-        directory = ServiceDirectory()
-        services = ServiceSync(self.client, ServiceProxy(s), directory)
         await services.start()
         self._on_stop("service proxy", services.stop)
         dns = ClusterDNS(s, directory, host=network.gateway)
@@ -124,7 +128,6 @@ class Daemon:
         self._on_stop("cluster dns", dns.stop)
 
         # The mesh control plane: cluster state from the API, ADS/SDS on Unix sockets.
-        source = ApiSource(self.client)
         await source.start()
         self._on_stop("mesh source", source.stop)
         ca = MeshCA.load_or_create(s.pki_dir / "mesh", s.cluster_domain)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import Any
+from typing import Any, Callable
 
 from shoal.controllers.engine import Change, Informer
 from shoal.mesh.source import KINDS, ChangeFeed, ClusterChange, ClusterState, state_key
@@ -28,18 +28,25 @@ Obj = dict[str, Any]
 
 
 class ApiSource(ChangeFeed):
-    def __init__(self, client: Any, *, retry_seconds: float = 1.0) -> None:
+    def __init__(self, client: Any, *, retry_seconds: float = 1.0,
+                 shared: Callable[[str], Informer] | None = None) -> None:
+        """`shared`: informers somebody else runs (the daemon passes its controller
+        manager's, so one watch per resource serves controllers, kube-proxy and mesh);
+        without it the source runs informers of its own."""
         super().__init__()
         self._table: dict[str, dict[Key, Obj]] = {kind: {} for kind in KINDS}
-        self._informers = {kind: Informer(client, kind, retry_delay=retry_seconds) for kind in KINDS}
+        self._own = shared is None
+        make = shared or (lambda kind: Informer(client, kind, retry_delay=retry_seconds))
+        self._informers = {kind: make(kind) for kind in KINDS}
         for kind, informer in self._informers.items():
             informer.add_handler(functools.partial(self._on_change, kind))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start every informer; returns once each has its first list."""
-        self._tasks = [asyncio.create_task(informer.run(), name=f"mesh-source-{kind}")
-                       for kind, informer in self._informers.items()]
+        """Start the informers (when they are our own); returns once each has listed."""
+        if self._own:
+            self._tasks = [asyncio.create_task(informer.run(), name=f"mesh-source-{kind}")
+                           for kind, informer in self._informers.items()]
         await asyncio.gather(*(informer.synced.wait() for informer in self._informers.values()))
 
     async def stop(self) -> None:

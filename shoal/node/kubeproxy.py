@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from shoal.controllers.engine import Informer
 from shoal.network import ServiceProxy, service_view
@@ -29,13 +29,17 @@ Key = tuple[str, str]
 
 class ServiceSync:
     def __init__(self, client: Any, proxy: ServiceProxy, directory: Any, *,
-                 debounce_seconds: float = 0.05, retry_seconds: float = 2.0) -> None:
+                 debounce_seconds: float = 0.05, retry_seconds: float = 2.0,
+                 shared: Callable[[str], Informer] | None = None) -> None:
+        """`shared`: informers somebody else runs (the daemon's controller manager);
+        without it ServiceSync runs informers of its own."""
         self._proxy = proxy
         self._directory = directory
         self._debounce = debounce_seconds
         self._retry = retry_seconds
-        self._services = Informer(client, "services", retry_delay=retry_seconds)
-        self._endpoints = Informer(client, "endpoints", retry_delay=retry_seconds)
+        self._own = shared is None
+        make = shared or (lambda resource: Informer(client, resource, retry_delay=retry_seconds))
+        self._services, self._endpoints = make("services"), make("endpoints")
         self._dirty = asyncio.Event()
         for informer in (self._services, self._endpoints):
             informer.add_handler(lambda _change: self._dirty.set())
@@ -44,11 +48,10 @@ class ServiceSync:
         """Set after the first successful sync (tests and start-up ordering wait on it)."""
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._services.run(), name="proxy-services"),
-            asyncio.create_task(self._endpoints.run(), name="proxy-endpoints"),
-            asyncio.create_task(self._sync_loop(), name="proxy-sync"),
-        ]
+        self._tasks = [asyncio.create_task(self._sync_loop(), name="proxy-sync")]
+        if self._own:
+            self._tasks += [asyncio.create_task(self._services.run(), name="proxy-services"),
+                            asyncio.create_task(self._endpoints.run(), name="proxy-endpoints")]
 
     async def stop(self) -> None:
         for task in self._tasks:
