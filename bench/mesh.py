@@ -18,10 +18,25 @@ addresses in 10.211.0.0/16, VIP in 10.212.0.0/16) and removes everything at the 
    client and server. The two paths run interleaved, --rounds slices each (direct, mesh,
    direct, mesh, ...) after an unmeasured 2 s warm-up of each at the full rate, so a
    burst of background load on this shared machine hits both alike; quantiles are over
-   all samples of a path. Prints p50/p90/p99/p99.9 of each path (and p99 per slice) and
-   the difference (added latency), plus both sidecars' CPU (cores used during the mesh
-   slices, /proc/PID/stat) and memory (RSS, PSS and USS from smaps_rollup; Envoy's code
-   pages are shared between sidecars, so USS is the per-sidecar cost).
+   all samples of a path. Prints p50/p90/p99/p99.9 of each path (and per slice the p99
+   and the host's steal time, /proc/stat: the share of time the hypervisor gave our
+   vCPUs to someone else) and the difference (added latency), plus both sidecars' CPU
+   (cores used during the mesh slices and CPU time per request, /proc/PID/stat) and
+   memory (RSS, PSS and USS from smaps_rollup; Envoy's code pages are shared between
+   sidecars, so USS is the per-sidecar cost).
+
+   Reading the tail on a small VM: the mesh path has three times the process hand-offs
+   of the direct one (app -> sidecar -> sidecar -> app and back), and each hand-off to
+   another vCPU is a wake-up through the hypervisor. On the 2-vCPU nested guest where
+   this was written, `perf bench sched pipe` takes 50 us per round trip across vCPUs
+   (6 us on one vCPU), and steal rose from ~3% during direct slices to 10-20% during
+   mesh slices (the host gives the guest less than two full CPUs once it asks for
+   them), so the mesh p99 moves with the host far more than the direct one. Tried there
+   without a lasting gain (same interleaved runs): Envoy io_uring socket interface,
+   HTTP/2 between the sidecars (more CPU per request), router dynamic stats and
+   request-id generation off, pinning client side and server side to one vCPU each or
+   everything to one vCPU, `hey` as the generator (Go client, far noisier), nginx as
+   the server, guest halt-polling.
 2. Convergence: N real Envoys (one netns each, --concurrency 1) on one control plane;
    a scale-up of a service (one more ready pod) is applied to the ClusterSource and we
    time until every proxy has ACKed the EDS version carrying the new endpoint (Envoy
@@ -152,6 +167,50 @@ def proc_memory_mb(pid: int) -> dict:
     return {"rss_mb": values["Rss"] / 1024, "pss_mb": values["Pss"] / 1024, "uss_mb": uss / 1024}
 
 
+WAKEUP = r"""
+import os, sys, time
+n = 20000
+same = sys.argv[1] == "same"
+a_r, a_w = os.pipe(); b_r, b_w = os.pipe()
+cpus = sorted(os.sched_getaffinity(0))
+pid = os.fork()
+if pid == 0:
+    os.sched_setaffinity(0, {cpus[0] if same else cpus[-1]})
+    for _ in range(n):
+        os.read(a_r, 1); os.write(b_w, b"x")
+    os._exit(0)
+os.sched_setaffinity(0, {cpus[0]})
+start = time.perf_counter()
+for _ in range(n):
+    os.write(a_w, b"x"); os.read(b_r, 1)
+print((time.perf_counter() - start) / n * 1e6)
+os.waitpid(pid, 0)
+"""
+
+
+def wakeup_round_trip_us() -> dict:
+    """Pipe ping-pong between two processes on one vCPU and on two: the cost of the
+    wake-ups every proxy hop adds (perf bench sched pipe, without perf)."""
+    import subprocess
+    result = {}
+    for where in ("same", "cross"):
+        out = subprocess.run([sys.executable, "-c", WAKEUP, where], capture_output=True,
+                             text=True, check=True, timeout=120).stdout
+        result[where] = round(float(out), 1)
+    return result
+
+
+def host_steal() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs: time the hypervisor ran something else while
+    this machine's vCPUs wanted to run."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[7], sum(values)
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    return round(100 * (after[0] - before[0]) / max(1, after[1] - before[1]), 1)
+
+
 def summarize(runs: list[dict]) -> dict:
     """One path's slices merged: quantiles over every request's latency."""
     lat = sorted(x for r in runs for x in r["lat_us"])
@@ -161,7 +220,8 @@ def summarize(runs: list[dict]) -> dict:
             "rate": len(lat) / sum(r["seconds"] for r in runs),
             "p50": q(0.50), "p90": q(0.90), "p99": q(0.99), "p999": q(0.999),
             "max": lat[-1] / 1000 if lat else None,
-            "slice_p99": [round(s_[min(len(s_) - 1, int(0.99 * len(s_)))] / 1000, 2) for s_ in per_slice]}
+            "slice_p99": [round(s_[min(len(s_) - 1, int(0.99 * len(s_)))] / 1000, 2) for s_ in per_slice],
+            "slice_steal_pct": [r.get("steal_pct") for r in runs]}
 
 
 async def control_plane(source, workdir: Path, mesh: MeshConfig = MeshConfig()):
@@ -220,14 +280,21 @@ async def latency(args) -> dict:
         cpu = {n: 0.0 for n in envoys}
         mesh_elapsed = 0.0
         for _ in range(args.rounds):
+            steal_before = host_steal()
             runs["direct"].append(await load("c", topo.ip("d"), 8080, slice_seconds))
+            runs["direct"][-1]["steal_pct"] = steal_pct(steal_before, host_steal())
             cpu_before = {n: proc_cpu_seconds(p.pid) for n, p in envoys.items()}
+            steal_before = host_steal()
             started = time.perf_counter()
             runs["mesh"].append(await load("a", topo.vip(), 80, slice_seconds))
             mesh_elapsed += time.perf_counter() - started
+            runs["mesh"][-1]["steal_pct"] = steal_pct(steal_before, host_steal())
             for n, p in envoys.items():
                 cpu[n] += proc_cpu_seconds(p.pid) - cpu_before[n]
-        sidecars = {n: {"cpu_cores": cpu[n] / mesh_elapsed, **proc_memory_mb(p.pid)}
+        mesh_requests = sum(len(r["lat_us"]) for r in runs["mesh"])
+        sidecars = {n: {"cpu_cores": cpu[n] / mesh_elapsed,
+                        "cpu_us_per_request": cpu[n] * 1e6 / max(1, mesh_requests),
+                        **proc_memory_mb(p.pid)}
                     for n, p in envoys.items()}
         direct, mesh = summarize(runs["direct"]), summarize(runs["mesh"])
         return {
@@ -331,6 +398,7 @@ async def main() -> None:
     args = parser.parse_args()
     result: dict = {}
     if not args.skip_latency:
+        result["wakeup_round_trip_us"] = wakeup_round_trip_us()
         result["latency"] = await latency(args)
     result["convergence"] = [await convergence(int(n)) for n in args.proxies.split(",") if n]
     if args.json:
@@ -340,16 +408,21 @@ async def main() -> None:
         lat = result["latency"]
         print(f"load: {lat['generator']}")
         print(f"{'path':<8}{'req/s':>8}{'errors':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-              f"{'p99.9 ms':>10}  p99 per slice")
+              f"{'p99.9 ms':>10}  p99 per slice (host steal %)")
         for name in ("direct", "mesh"):
             r = lat[name]
             print(f"{name:<8}{r['rate']:>8.0f}{r['errors']:>8}{r['p50']:>9.2f}{r['p90']:>9.2f}"
-                  f"{r['p99']:>9.2f}{r['p999']:>10.2f}  {r['slice_p99']}")
+                  f"{r['p99']:>9.2f}{r['p999']:>10.2f}  "
+                  + ", ".join(f"{p:.2f} ({st:.1f}%)" for p, st in zip(r["slice_p99"], r["slice_steal_pct"])))
         added = lat["added_ms"]
+        w = result["wakeup_round_trip_us"]
+        print(f"this machine: pipe round trip between two processes {w['same']:.0f} us on one "
+              f"vCPU, {w['cross']:.0f} us across vCPUs (each proxy hop is such a wake-up)")
         print(f"added by two sidecars with mTLS: p50 {added['p50']:+.2f} ms, "
               f"p90 {added['p90']:+.2f} ms, p99 {added['p99']:+.2f} ms")
         for name, s in lat["sidecars"].items():
-            print(f"sidecar {name}: {s['cpu_cores']:.3f} cores, RSS {s['rss_mb']:.1f} MB, "
+            print(f"sidecar {name}: {s['cpu_cores']:.3f} cores ({s['cpu_us_per_request']:.0f} us CPU "
+                  f"per request), RSS {s['rss_mb']:.1f} MB, "
                   f"PSS {s['pss_mb']:.1f} MB, USS {s['uss_mb']:.1f} MB")
     for c in result["convergence"]:
         print(f"convergence, {c['proxies']} proxies (scale-up -> every proxy ACKed the new "
