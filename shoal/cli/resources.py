@@ -175,14 +175,69 @@ def apply(ctx: click.Context, filenames: tuple[str, ...], recursive: bool, names
         ctx.exit(1)
 
 
-def _output(objs: list[dict[str, Any]], rt: kinds.ResourceType, fmt: str, single: bool) -> str:
-    if fmt == "name":
-        return "\n".join(_display(rt, o["metadata"]["name"]) for o in objs)
+def _output(objs: list[dict[str, Any]], fmt: str, single: bool) -> str:
     data: Any = objs[0] if single else {
         "apiVersion": "v1", "kind": "List", "items": objs, "metadata": {"resourceVersion": ""}}
     if fmt == "json":
         return json.dumps(data, indent=4)
     return yaml.safe_dump(data, sort_keys=False).rstrip()
+
+
+# kubectl prints the members of the "all" category in this order (pods, services, then
+# the workload controllers); kinds registered later with the category follow.
+_ALL_ORDER = ("pods", "replicationcontrollers", "services", "daemonsets", "deployments",
+              "replicasets", "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs")
+
+
+def _kinds_of(arg: str) -> list[kinds.ResourceType]:
+    """KIND as kubectl takes it: one type, a comma-separated list, or a category ("all")."""
+    types: list[kinds.ResourceType] = []
+    for part in arg.split(","):
+        part = part.strip()
+        if not part:
+            raise click.ClickException(f"error: empty resource type in {arg!r}")
+        members = [rt for rt in kinds.all_types() if part.lower() in rt.categories]
+        if members:
+            members.sort(key=lambda rt: _ALL_ORDER.index(rt.plural)
+                         if rt.plural in _ALL_ORDER else len(_ALL_ORDER))
+        else:
+            try:
+                members = [kinds.by_resource(part)]
+            except errors.StatusError as err:
+                raise click.ClickException(f"error: {err.message}") from None
+        types.extend(rt for rt in members if rt not in types)
+    return types
+
+
+def get_targets(kind: str, names: tuple[str, ...]) -> list[tuple[kinds.ResourceType, list[str]]]:
+    """(type, names) pairs for `get KIND [NAME...]`, `get K1,K2 [NAME...]` and
+    `get TYPE/NAME [TYPE/NAME...]`, in the order given; no names means all objects."""
+    if "/" in kind:
+        targets: list[tuple[kinds.ResourceType, list[str]]] = []
+        for arg in (kind, *names):
+            type_, sep, name = arg.partition("/")
+            if not sep or not type_ or not name or "/" in name:
+                raise click.ClickException(
+                    f"error: arguments in resource/name form must have a single resource and "
+                    f"name, got {arg!r}")
+            types = _kinds_of(type_)
+            if len(types) != 1:
+                raise click.ClickException(f"error: {arg!r}: one resource type per TYPE/NAME")
+            rt = types[0]
+            for known, known_names in targets:
+                if known is rt:
+                    known_names.append(name)
+                    break
+            else:
+                targets.append((rt, [name]))
+        return targets
+    bad = [n for n in names if "/" in n]
+    if bad:
+        raise click.ClickException(
+            f"error: there is no need to specify a resource type as a separate argument when "
+            f"passing arguments in resource/name form (e.g. 'shoal get resource/<resource_name>' "
+            f"instead of 'shoal get resource resource/<resource_name>'), got {bad[0]!r}")
+    return [(rt, list(names)) for rt in _kinds_of(kind)]
 
 
 @click.command()
@@ -197,35 +252,58 @@ def _output(objs: list[dict[str, Any]], rt: kinds.ResourceType, fmt: str, single
 @click.pass_context
 def get(ctx: click.Context, kind: str, names: tuple[str, ...], namespace: str | None,
         all_namespaces: bool, selector: str | None, fmt: str | None, no_headers: bool) -> None:
-    """List or show resources, as kubectl get does (KIND may be pods, deploy, svc, ...)."""
-    try:
-        rt = kinds.by_resource(kind)
-    except errors.StatusError as err:
-        raise click.ClickException(f"error: {err.message}") from None
-    ns = None if all_namespaces or not rt.namespaced else (namespace or "default")
+    """List or show resources, as kubectl get does: KIND may be pods, deploy, svc, ..., a
+    comma-separated list (deploy,svc), the category "all", or TYPE/NAME arguments."""
+    targets = get_targets(kind, names)
+    # kubectl qualifies names (deployment.apps/web) once more than one type is asked for
+    # or the TYPE/NAME form is used
+    qualified = len(targets) > 1 or "/" in kind
+
+    def ns_of(rt: kinds.ResourceType) -> str | None:
+        return None if all_namespaces or not rt.namespaced else (namespace or "default")
 
     async def run(client: HttpClient) -> str:
         if fmt in ("yaml", "json", "name"):
-            if names:
-                objs = [await client.get(rt.resource, ns, n) for n in names]
+            found: list[tuple[kinds.ResourceType, dict[str, Any]]] = []
+            for rt, wanted in targets:
+                if wanted:
+                    found += [(rt, await client.get(rt.resource, ns_of(rt), n)) for n in wanted]
+                else:
+                    listed, _ = await client.list(rt.resource, ns_of(rt), label_selector=selector)
+                    found += [(rt, o) for o in listed]
+            if fmt == "name":
+                return "\n".join(_display(rt, o["metadata"]["name"]) for rt, o in found)
+            # list items carry no apiVersion/kind on the wire; a mixed List needs them
+            objs = [{"apiVersion": rt.api_version, "kind": rt.kind, **o} for rt, o in found]
+            single = len(targets) == 1 and len(targets[0][1]) == 1
+            return _output(objs, fmt, single=single)
+        blocks = []
+        for rt, wanted in targets:
+            ns = ns_of(rt)
+            if wanted:
+                rows = []
+                table: dict[str, Any] = {}
+                for n in wanted:
+                    table = await client.table(rt.resource, ns, n)
+                    rows.extend(table.get("rows", []))
+                table["rows"] = rows
             else:
-                objs, _ = await client.list(rt.resource, ns, label_selector=selector)
-            return _output(objs, rt, fmt, single=len(names) == 1)
-        if names:
-            rows = []
-            table: dict[str, Any] = {}
-            for n in names:
-                table = await client.table(rt.resource, ns, n)
-                rows.extend(table.get("rows", []))
-            table["rows"] = rows
-        else:
-            table = await client.table(rt.resource, ns, label_selector=selector)
-        if not table.get("rows"):
-            where = "" if ns is None else f" in {ns} namespace"
+                table = await client.table(rt.resource, ns, label_selector=selector)
+            if qualified:
+                for row in table.get("rows") or []:
+                    cells = row.get("cells") or []
+                    if cells:
+                        cells[0] = _display(rt, str(cells[0]))
+            text = printers.render_text(table, wide=fmt == "wide",
+                                        show_namespace=all_namespaces and rt.namespaced,
+                                        no_headers=no_headers)
+            if text:
+                blocks.append(text.rstrip("\n"))
+        if not blocks:
+            spaces = {ns_of(rt) for rt, _ in targets}
+            where = f" in {spaces.pop()} namespace" if len(spaces) == 1 and None not in spaces else ""
             return f"No resources found{where}."
-        return printers.render_text(table, wide=fmt == "wide",
-                                    show_namespace=all_namespaces and rt.namespaced,
-                                    no_headers=no_headers)
+        return "\n\n".join(blocks)
 
     click.echo(run_api(ctx, run))
 

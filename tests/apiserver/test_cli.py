@@ -94,6 +94,36 @@ def test_get_tables_and_formats(shoal, ns, tmp_path):
     assert "No resources found" in shoal.shoal("get", "pods", "-n", "kube-public").stdout
 
 
+def test_get_several_kinds_at_once_like_kubectl(shoal, ns):
+    shoal.shoal("apply", "-f", "-", input=APP.format(ns=ns))
+    # K1,K2: one table per kind, names qualified with their type, a blank line between
+    out = shoal.shoal("get", "deploy,svc", "-n", ns).stdout
+    assert not out.endswith("\n\n")
+    blocks = out.strip().split("\n\n")
+    assert [b.splitlines()[0].split()[0] for b in blocks] == ["NAME", "NAME"]
+    assert blocks[0].splitlines()[1].split()[0] == "deployment.apps/web"
+    assert blocks[1].splitlines()[1].split()[:2] == ["service/web", "ClusterIP"]
+    # TYPE/NAME arguments, and the "all" category (pods, services, deployments, replica sets)
+    names = shoal.shoal("get", "deploy/web", "svc/web", "cm/settings", "-n", ns, "-o", "name")
+    assert names.stdout.split() == ["deployment.apps/web", "service/web", "configmap/settings"]
+    everything = shoal.shoal("get", "all", "-n", ns, "-o", "name").stdout.split()
+    assert "service/web" in everything and "deployment.apps/web" in everything
+    assert "configmap/settings" not in everything
+    # one List holding both kinds, each item saying what it is
+    listed = yaml.safe_load(shoal.shoal("get", "svc,deploy", "-n", ns, "-o", "yaml").stdout)
+    assert [(i["kind"], i["apiVersion"]) for i in listed["items"]] == [
+        ("Service", "v1"), ("Deployment", "apps/v1")]
+    assert shoal.shoal("get", "pods,deploy", "-n", "kube-public").stdout.strip() == (
+        "No resources found in kube-public namespace.")
+    # bad input names what is wrong
+    r = shoal.shoal("get", "deploy", "deploy/web", "-n", ns, check=False)
+    assert r.returncode == 1 and "resource/name form" in r.stderr
+    r = shoal.shoal("get", "deploy,nope", "-n", ns, check=False)
+    assert r.returncode == 1 and 'resource type "nope"' in r.stderr
+    r = shoal.shoal("get", "deploy/", "-n", ns, check=False)
+    assert r.returncode == 1 and "single resource and name" in r.stderr
+
+
 def test_describe_and_delete(shoal, ns):
     shoal.shoal("apply", "-f", "-", input=APP.format(ns=ns))
     out = shoal.shoal("describe", "deploy", "web", "-n", ns).stdout
