@@ -8,7 +8,7 @@ addresses in 10.211.0.0/16, VIP in 10.212.0.0/16) and removes everything at the 
 
 1. Latency, side by side, same load: client c -> server d directly (no sidecars), and
    client a -> VIP -> server b through both sidecars (capture, HTTP/1.1 between the app
-   and its sidecar, mTLS between sidecars). Load generator: our own open-loop asyncio
+   and its sidecar, mTLS between sidecars; one Envoy worker each, the injector's default). Load generator: our own open-loop asyncio
    client in the client netns, requests scheduled evenly at RATE/s over 16 keep-alive
    connections, latency measured from the scheduled send time (no coordinated
    omission). Not h2load: its --rps fires every connection's timer together, i.e. bursts

@@ -108,7 +108,7 @@ def envoy_binary() -> str:
 def envoy_command(
     bootstrap_path: str | Path,
     *,
-    concurrency: int = 2,
+    concurrency: int = 1,
     log_level: str = "warning",
     binary: str | None = None,
     drain_seconds: int = 5,

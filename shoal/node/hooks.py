@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
@@ -176,7 +177,9 @@ class MeshHooks:
         await asyncio.to_thread(prepare)
         mounts += [MountSpec(ENVOY_IN_CONTAINER, binary, True), MountSpec(BOOTSTRAP_DIR, str(pod_root / "envoy"), True)]
         mounts += [MountSpec(lib, lib, True) for lib in HOST_LIBS if Path(lib).exists()]
-        command = bootstrap.envoy_command(f"{BOOTSTRAP_DIR}/envoy.json", binary=ENVOY_IN_CONTAINER)
+        command = bootstrap.envoy_command(
+            f"{BOOTSTRAP_DIR}/envoy.json", binary=ENVOY_IN_CONTAINER,
+            concurrency=inject.concurrency_of(container, os.cpu_count() or 1))
         return ContainerPlan(rootfs=root, command=command, mounts=mounts,
                              image_config={"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
                              image_id=f"envoy:{Path(binary).name}")

@@ -55,7 +55,12 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
-metadata: {{name: a, namespace: shop}}
+metadata:
+  name: a
+  namespace: shop
+  annotations:
+    proxy.istio.io/config: '{{"concurrency": 2}}'
+    sidecar.istio.io/proxyMemoryLimit: 512Mi
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -129,6 +134,29 @@ def test_injected_pods_have_a_sidecar_and_are_in_sync(shoal):
                    30, what="proxies synced")
     assert "a.shop" in out and ".shop" in out
     assert shoal.shoal("mesh", "check").stdout.strip() == "No problems found."
+
+
+def test_sidecar_workers_and_resources_follow_istio_annotations(shoal):
+    def server_options(pod: str) -> dict:
+        info = asyncio.run(proxyconfig.admin_get(netns_of(shoal, "shop", pod), "/server_info"))
+        return json.loads(info)["command_line_options"]
+    # pod a asks for two workers (proxy.istio.io/config); b gets the default, one
+    assert server_options("a")["concurrency"] == 2
+    b = pods(shoal, "shop", "app=b")[0]
+    assert server_options(b["metadata"]["name"])["concurrency"] == 1
+    sidecar = next(c for c in pods(shoal, "shop")[0]["spec"]["initContainers"]
+                   if c["name"] == "istio-proxy")
+    a_sidecar = next(c for c in get_json(shoal, "pod", "a", "-n", "shop")["spec"]["initContainers"]
+                     if c["name"] == "istio-proxy")
+    assert a_sidecar["resources"]["limits"]["memory"] == "512Mi"
+    assert sidecar["resources"]["limits"]["cpu"] == "2000m"
+    # a malformed ProxyConfig is refused at admission with the annotation's path
+    bad = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: badcfg\n  namespace: shop\n"
+           "  annotations: {proxy.istio.io/config: 'concurrency: many'}\n"
+           "spec:\n  containers:\n  - {name: app, image: busybox}\n")
+    r = shoal.shoal("apply", "-f", "-", input=bad, check=False)
+    assert r.returncode != 0
+    assert "metadata.annotations[proxy.istio.io/config].concurrency" in r.stderr, r.stderr
 
 
 def test_call_goes_through_both_sidecars_with_the_callers_identity(shoal):

@@ -99,3 +99,51 @@ def test_cli_inject_rejects_uid_1337(tmp_path):
     result = CliRunner().invoke(cli, ["mesh", "inject", "-f", str(manifest)])
     assert result.exit_code == 1
     assert "spec.containers[0].securityContext.runAsUser" in result.output
+
+
+def sidecar_of(p):
+    return inject.inject(p, NS_ON)["spec"]["initContainers"][0]
+
+
+def test_sidecar_workers_and_resources_from_istio_annotations():
+    default = sidecar_of(pod())
+    assert default["args"][-2:] == ["--concurrency", "1"]
+    assert default["resources"]["limits"] == {"cpu": "2000m", "memory": "1Gi"}
+    # Istio's rule with a CPU limit: ceil(limit) workers
+    limited = sidecar_of(pod(annotations={"sidecar.istio.io/proxyCPULimit": "2500m",
+                                          "sidecar.istio.io/proxyMemory": "64Mi"}))
+    assert limited["args"][-1] == "3"
+    assert limited["resources"]["limits"]["cpu"] == "2500m"
+    assert limited["resources"]["requests"]["memory"] == "64Mi"
+    # proxy.istio.io/config wins, in YAML or JSON
+    for config in ('{"concurrency": 4}', "concurrency: 4\n"):
+        both = sidecar_of(pod(annotations={"sidecar.istio.io/proxyCPULimit": "1",
+                                           "proxy.istio.io/config": config}))
+        assert both["args"][-1] == "4"
+    # what the node agent runs: the argument; 0 means one worker per CPU
+    assert inject.concurrency_of(limited, cpus=8) == 3
+    assert inject.concurrency_of({"args": ["proxy", "sidecar", "--concurrency", "0"]}, cpus=8) == 8
+    assert inject.concurrency_of({"args": ["proxy", "sidecar"]}, cpus=8) == 1
+
+
+def test_malformed_sidecar_annotations_are_rejected_with_the_path():
+    cases = {
+        "sidecar.istio.io/proxyCPU": ("lots", "metadata.annotations[sidecar.istio.io/proxyCPU]"),
+        "sidecar.istio.io/proxyMemoryLimit": ("-1Gi",
+                                              "metadata.annotations[sidecar.istio.io/proxyMemoryLimit]"),
+        "proxy.istio.io/config": ("concurrency: -1",
+                                  "metadata.annotations[proxy.istio.io/config].concurrency"),
+    }
+    for key, (value, path) in cases.items():
+        result, errors = inject.admit_pod(pod(annotations={key: value}), NS_ON)
+        assert [e.path for e in errors] == [path], (key, errors)
+        assert "istio-proxy" not in str(result)
+    _, errors = inject.admit_pod(pod(annotations={"proxy.istio.io/config": "[1, 2]"}), NS_ON)
+    assert "ProxyConfig mapping" in str(errors[0])
+    _, errors = inject.admit_pod(pod(annotations={"proxy.istio.io/config": "{a: [}"}), NS_ON)
+    assert "not YAML or JSON" in str(errors[0])
+    # a request above the limit
+    _, errors = inject.admit_pod(pod(annotations={"sidecar.istio.io/proxyCPU": "3"}), NS_ON)
+    assert "less than or equal to its cpu limit" in str(errors[0])
+    # pods outside the mesh are not our business
+    assert inject.admit_pod(pod(annotations={"sidecar.istio.io/proxyCPU": "lots"}), NS_OFF)[1] == []
