@@ -186,10 +186,11 @@ def needs_injection(pod: Obj, namespace: Obj | None) -> bool:
     return any(ns_labels.get(k) == v for k, v in NAMESPACE_LABELS)
 
 
-def validate_pod(pod: Obj, proxy_uid: int = 1337) -> list[FieldError]:
+def validate_pod(pod: Obj, options: InjectOptions = InjectOptions()) -> list[FieldError]:
     """Reasons a pod cannot be meshed: an app container running as the proxy's UID, or
     malformed sidecar annotations (resources, proxy.istio.io/config)."""
-    errors = list(sidecar_settings(pod)[1])
+    proxy_uid = options.proxy_uid
+    errors = list(sidecar_settings(pod, options)[1])
     spec = pod.get("spec") or {}
     pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
     for kind in ("initContainers", "containers"):
@@ -243,7 +244,7 @@ def inject(pod: Obj, namespace: Obj | None = None,
            options: InjectOptions = InjectOptions()) -> Obj:
     """A copy of `pod` with the sidecar (whatever `needs_injection` says); raises
     InjectionError carrying the field errors when the pod cannot be meshed."""
-    errors = validate_pod(pod, options.proxy_uid)
+    errors = validate_pod(pod, options)
     if errors:
         raise InjectionError(errors)
     result = copy.deepcopy(pod)
@@ -278,7 +279,7 @@ def admit_pod(pod: Obj, namespace: Obj | None,
     """Admission: (the pod, injected if it should be; field errors if it cannot be)."""
     if not needs_injection(pod, namespace):
         return pod, []
-    errors = validate_pod(pod, options.proxy_uid)
+    errors = validate_pod(pod, options)
     if errors:
         return pod, errors
     return inject(pod, namespace, options), []
