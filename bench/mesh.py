@@ -8,8 +8,8 @@ addresses in 10.211.0.0/16, VIP in 10.212.0.0/16) and removes everything at the 
 
 1. Latency, side by side, same load: client c -> server d directly (no sidecars), and
    client a -> VIP -> server b through both sidecars (capture, HTTP/1.1 between the app
-   and its sidecar, mTLS between sidecars; one Envoy worker each, the injector's default). Load generator: our own open-loop asyncio
-   client in the client netns, requests scheduled evenly at RATE/s over 16 keep-alive
+   and its sidecar, mTLS between sidecars; one Envoy worker each, the injector's
+   default). Load generator: our own open-loop asyncio client in the client netns, requests scheduled evenly at RATE/s over 16 keep-alive
    connections, latency measured from the scheduled send time (no coordinated
    omission). Not h2load: its --rps fires every connection's timer together, i.e. bursts
    of 16 requests every 16 ms, which measures queueing behind a burst (+3.5 ms p50
@@ -52,7 +52,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,7 +159,6 @@ def pod(name: str, ip: str, labels: dict, sa: str = "default", sidecar: bool = T
 
 def proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    import os
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -194,7 +195,6 @@ os.waitpid(pid, 0)
 def wakeup_round_trip_us() -> dict:
     """Pipe ping-pong between two processes on one vCPU and on two: the cost of the
     wake-ups every proxy hop adds (perf bench sched pipe, without perf)."""
-    import subprocess
     result = {}
     for where in ("same", "cross"):
         out = subprocess.run([sys.executable, "-c", WAKEUP, where], capture_output=True,
@@ -224,7 +224,7 @@ def summarize(runs: list[dict]) -> dict:
             "p50": q(0.50), "p90": q(0.90), "p99": q(0.99), "p999": q(0.999),
             "max": lat[-1] / 1000 if lat else None,
             "slice_p99": [round(s_[min(len(s_) - 1, int(0.99 * len(s_)))] / 1000, 2) for s_ in per_slice],
-            "slice_steal_pct": [r.get("steal_pct") for r in runs]}
+            "slice_steal_pct": [r["steal_pct"] for r in runs]}
 
 
 async def control_plane(source, workdir: Path, mesh: MeshConfig = MeshConfig()):
@@ -267,10 +267,13 @@ async def latency(args) -> dict:
         await harness.wait_for(ready, timeout=30)
 
         async def load(client: str, host: str, port: int, seconds: float) -> dict:
+            steal_before = host_steal()
             _, out = await harness.run("ip", "netns", "exec", topo.netns(client), sys.executable,
                                        str(workdir / "client.py"), host, str(port), str(args.rate),
                                        str(seconds), timeout=seconds + 60)
-            return json.loads(out.strip().splitlines()[-1])
+            run = json.loads(out.strip().splitlines()[-1])
+            run["steal_pct"] = steal_pct(steal_before, host_steal())
+            return run
 
         # Interleaved: ROUNDS x (direct slice, mesh slice), so both paths see the same
         # background on this shared machine; quantiles are over all samples of a path.
@@ -283,15 +286,11 @@ async def latency(args) -> dict:
         cpu = {n: 0.0 for n in envoys}
         mesh_elapsed = 0.0
         for _ in range(args.rounds):
-            steal_before = host_steal()
             runs["direct"].append(await load("c", topo.ip("d"), 8080, slice_seconds))
-            runs["direct"][-1]["steal_pct"] = steal_pct(steal_before, host_steal())
             cpu_before = {n: proc_cpu_seconds(p.pid) for n, p in envoys.items()}
-            steal_before = host_steal()
             started = time.perf_counter()
             runs["mesh"].append(await load("a", topo.vip(), 80, slice_seconds))
             mesh_elapsed += time.perf_counter() - started
-            runs["mesh"][-1]["steal_pct"] = steal_pct(steal_before, host_steal())
             for n, p in envoys.items():
                 cpu[n] += proc_cpu_seconds(p.pid) - cpu_before[n]
         mesh_requests = sum(len(r["lat_us"]) for r in runs["mesh"])

@@ -129,21 +129,17 @@ def parse_mesh(doc: dict) -> tuple[list[Row], list[str]]:
         for name, s in sorted(lat["sidecars"].items()):
             rows.append(Row(f"sidecar {name}: private memory (USS)", s["uss_mb"], "MB"))
             rows.append(Row(f"sidecar {name}: CPU during the run", s["cpu_cores"], "cores"))
-            if "cpu_us_per_request" in s:
-                rows.append(Row(f"sidecar {name}: CPU per request", s["cpu_us_per_request"], "us"))
+            rows.append(Row(f"sidecar {name}: CPU per request", s["cpu_us_per_request"], "us"))
         notes.append(f"load: {lat['generator']}")
-        if "wakeup_round_trip_us" in doc:
-            w = doc["wakeup_round_trip_us"]
-            notes.append(f"machine: pipe round trip between two processes {w['same']} us on one "
-                         f"vCPU, {w['cross']} us across vCPUs (every proxy hop is a wake-up)")
+        w = doc["wakeup_round_trip_us"]
+        notes.append(f"machine: pipe round trip between two processes {w['same']} us on one "
+                     f"vCPU, {w['cross']} us across vCPUs (every proxy hop is a wake-up)")
         notes.append(f"errors: mesh {lat['mesh']['errors']}, direct {lat['direct']['errors']}")
-        if "slice_p99" in lat["mesh"]:
-            notes.append(f"p99 per interleaved slice: direct {lat['direct']['slice_p99']} ms, "
-                         f"mesh {lat['mesh']['slice_p99']} ms (how much the shared machine moved)")
-        if "slice_steal_pct" in lat["mesh"]:
-            notes.append(f"host steal per slice: direct {lat['direct']['slice_steal_pct']} %, "
-                         f"mesh {lat['mesh']['slice_steal_pct']} % (vCPU time the hypervisor "
-                         f"gave to others)")
+        notes.append(f"p99 per interleaved slice: direct {lat['direct']['slice_p99']} ms, "
+                     f"mesh {lat['mesh']['slice_p99']} ms (how much the shared machine moved)")
+        notes.append(f"host steal per slice: direct {lat['direct']['slice_steal_pct']} %, "
+                     f"mesh {lat['mesh']['slice_steal_pct']} % (vCPU time the hypervisor "
+                     f"gave to others)")
     for c in doc.get("convergence", []):
         rows.append(Row(f"convergence, {c['proxies']} Envoys ACK a new endpoint, p50", c["p50_ms"], "ms"))
         rows.append(Row(f"convergence, {c['proxies']} Envoys ACK a new endpoint, max", c["max_ms"], "ms"))

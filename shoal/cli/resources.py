@@ -213,7 +213,7 @@ def get_targets(kind: str, names: tuple[str, ...]) -> list[tuple[kinds.ResourceT
     """(type, names) pairs for `get KIND [NAME...]`, `get K1,K2 [NAME...]` and
     `get TYPE/NAME [TYPE/NAME...]`, in the order given; no names means all objects."""
     if "/" in kind:
-        targets: list[tuple[kinds.ResourceType, list[str]]] = []
+        targets: dict[kinds.ResourceType, list[str]] = {}  # in the order first named
         for arg in (kind, *names):
             type_, sep, name = arg.partition("/")
             if not sep or not type_ or not name or "/" in name:
@@ -223,14 +223,8 @@ def get_targets(kind: str, names: tuple[str, ...]) -> list[tuple[kinds.ResourceT
             types = _kinds_of(type_)
             if len(types) != 1:
                 raise click.ClickException(f"error: {arg!r}: one resource type per TYPE/NAME")
-            rt = types[0]
-            for known, known_names in targets:
-                if known is rt:
-                    known_names.append(name)
-                    break
-            else:
-                targets.append((rt, [name]))
-        return targets
+            targets.setdefault(types[0], []).append(name)
+        return list(targets.items())
     bad = [n for n in names if "/" in n]
     if bad:
         raise click.ClickException(

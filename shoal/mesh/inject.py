@@ -41,6 +41,7 @@ import yaml
 
 from shoal.api.errors import FieldError, invalid
 from shoal.api.quantity import QuantityError, parse_quantity
+from shoal.mesh import bootstrap
 from shoal.mesh.errors import InjectionError
 from shoal.mesh.translate import names
 from shoal.mesh.translate.model import SIDECAR_CONTAINER, STATUS_ANNOTATION
@@ -72,7 +73,7 @@ class InjectOptions:
     memory_request: str = "128Mi"
     cpu_limit: str = "2000m"
     memory_limit: str = "1Gi"
-    concurrency: int = 1
+    concurrency: int = bootstrap.DEFAULT_CONCURRENCY
     """Envoy worker threads (--concurrency) when the pod asks for nothing else. Istio
     derives 2 from its default 2-core limit; on one machine every sidecar shares the same
     few cores, so shoal starts one worker (Linkerd's and Consul's default too) — a worker
@@ -160,7 +161,7 @@ def concurrency_of(container: Obj, cpus: int) -> int:
             arg.split("=", 1)[1] if arg.startswith("--concurrency=") else None)
         if value is not None and value.isdigit():
             return int(value) or max(1, cpus)
-    return InjectOptions.concurrency
+    return bootstrap.DEFAULT_CONCURRENCY
 
 
 def _truthy(value: Any) -> bool | None:
@@ -189,8 +190,13 @@ def needs_injection(pod: Obj, namespace: Obj | None) -> bool:
 def validate_pod(pod: Obj, options: InjectOptions = InjectOptions()) -> list[FieldError]:
     """Reasons a pod cannot be meshed: an app container running as the proxy's UID, or
     malformed sidecar annotations (resources, proxy.istio.io/config)."""
+    return _check(pod, options)[1]
+
+
+def _check(pod: Obj, options: InjectOptions) -> tuple[SidecarSettings, list[FieldError]]:
+    """The sidecar settings of `pod` and every reason it cannot be meshed, in one pass."""
     proxy_uid = options.proxy_uid
-    errors = list(sidecar_settings(pod, options)[1])
+    settings, errors = sidecar_settings(pod, options)
     spec = pod.get("spec") or {}
     pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
     for kind in ("initContainers", "containers"):
@@ -205,7 +211,7 @@ def validate_pod(pod: Obj, options: InjectOptions = InjectOptions()) -> list[Fie
                 errors.append(invalid(path, uid,
                     f"UID {proxy_uid} is reserved for the sidecar proxy: traffic of "
                     f"container {container.get('name')!r} would bypass the mesh"))
-    return errors
+    return settings, errors
 
 
 def sidecar_container(options: InjectOptions,
@@ -244,7 +250,7 @@ def inject(pod: Obj, namespace: Obj | None = None,
            options: InjectOptions = InjectOptions()) -> Obj:
     """A copy of `pod` with the sidecar (whatever `needs_injection` says); raises
     InjectionError carrying the field errors when the pod cannot be meshed."""
-    errors = validate_pod(pod, options)
+    settings, errors = _check(pod, options)
     if errors:
         raise InjectionError(errors)
     result = copy.deepcopy(pod)
@@ -254,7 +260,6 @@ def inject(pod: Obj, namespace: Obj | None = None,
     # container, restartPolicy Always. The node agent starts it before everything else,
     # holds the rest until it is ready, keeps it running, and stops it once the regular
     # containers of a Never/OnFailure pod have finished, so Jobs complete.
-    settings, _ = sidecar_settings(pod, options)
     sidecar = {**sidecar_container(options, settings), "restartPolicy": "Always"}
     spec["initContainers"] = [sidecar] + list(spec.get("initContainers") or [])
     annotations = meta.setdefault("annotations", {}) or {}
@@ -279,7 +284,7 @@ def admit_pod(pod: Obj, namespace: Obj | None,
     """Admission: (the pod, injected if it should be; field errors if it cannot be)."""
     if not needs_injection(pod, namespace):
         return pod, []
-    errors = validate_pod(pod, options)
-    if errors:
-        return pod, errors
-    return inject(pod, namespace, options), []
+    try:
+        return inject(pod, namespace, options), []
+    except InjectionError as err:
+        return pod, err.errors

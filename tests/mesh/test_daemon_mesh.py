@@ -144,8 +144,7 @@ def test_sidecar_workers_and_resources_follow_istio_annotations(shoal):
     assert server_options("a")["concurrency"] == 2
     b = pods(shoal, "shop", "app=b")[0]
     assert server_options(b["metadata"]["name"])["concurrency"] == 1
-    sidecar = next(c for c in pods(shoal, "shop")[0]["spec"]["initContainers"]
-                   if c["name"] == "istio-proxy")
+    sidecar = next(c for c in b["spec"]["initContainers"] if c["name"] == "istio-proxy")
     a_sidecar = next(c for c in get_json(shoal, "pod", "a", "-n", "shop")["spec"]["initContainers"]
                      if c["name"] == "istio-proxy")
     assert a_sidecar["resources"]["limits"]["memory"] == "512Mi"
