@@ -3,7 +3,7 @@
 Controllers, the node agent, the mesh control plane and the CLI use only this protocol.
 Two implementations: `shoal.apiserver.local.LocalClient` (in-process, the embedded
 default: same validation, admission and store as HTTP, without the HTTP hop) and
-`shoal.apiserver.http_client.HttpClient` (HTTPS with the kubeconfig token), so any
+`shoal.client.HttpClient` (HTTPS with the kubeconfig token), so any
 component can run as its own process.
 
 Resources are named as Kubernetes names them on the command line: the plural, then the

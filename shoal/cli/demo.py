@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable
 import click
 
 from shoal.api import errors, printers
-from shoal.apiserver.http_client import HttpClient
+from shoal.client import HttpClient
 from shoal.cli.context import settings_from
 from shoal.cli.daemon import _start_detached, api_ready, daemon_pid
 from shoal.cli.resources import apply_object, read_manifests

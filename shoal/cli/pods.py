@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from shoal.api import errors
-from shoal.apiserver.http_client import HttpClient
+from shoal.client import HttpClient
 from shoal.cli.containers import Lookup, Target
 from shoal.cli.context import settings_from
 from shoal.node.access import resolve_container

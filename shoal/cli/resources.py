@@ -17,7 +17,7 @@ import click
 import yaml
 
 from shoal.api import errors, kinds, printers
-from shoal.apiserver.http_client import HttpClient
+from shoal.client import HttpClient
 from shoal.cli.context import settings_from
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
