@@ -24,6 +24,15 @@ from shoal.mesh.translate.peerauth import validate_peer_authentication
 Obj = dict[str, Any]
 
 PEER_AUTHENTICATION_VERSIONS = ("v1", "v1beta1")
+NETWORKING_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+"""Istio serves VirtualService and DestinationRule at all three; YAML from its docs uses each."""
+
+NETWORKING_KINDS = (
+    # kind, plural, singular, short names, versions
+    ("VirtualService", "virtualservices", "virtualservice", ("vs",), NETWORKING_VERSIONS),
+    ("DestinationRule", "destinationrules", "destinationrule", ("dr",), NETWORKING_VERSIONS),
+    ("EnvoyFilter", "envoyfilters", "envoyfilter", (), ("v1alpha3",)),
+)
 
 
 def peer_authentication_type(version: str = "v1") -> kinds.ResourceType:
@@ -32,10 +41,22 @@ def peer_authentication_type(version: str = "v1") -> kinds.ResourceType:
         "peerauthentication", True, ("pa",), categories=("istio-io", "security-istio-io"))
 
 
+def networking_type(kind: str, version: str) -> kinds.ResourceType:
+    for name, plural, singular, short, _ in NETWORKING_KINDS:
+        if name == kind:
+            return kinds.ResourceType(
+                "networking.istio.io", version, name, plural, singular, True, short,
+                subresources=("status",), categories=("istio-io", "networking-istio-io"))
+    raise KeyError(kind)
+
+
 def register_kinds() -> None:
     for version in PEER_AUTHENTICATION_VERSIONS:
         kinds.register(peer_authentication_type(version),
                        validator=lambda obj, old: validate_peer_authentication(obj))
+    for kind, _, _, _, versions in NETWORKING_KINDS:
+        for version in versions:
+            kinds.register(networking_type(kind, version))
 
 
 def injection_step(options: inject.InjectOptions = inject.InjectOptions()):

@@ -1,7 +1,8 @@
 """`ClusterSource`: the only way the mesh reads cluster state.
 
 The mesh needs a handful of Kubernetes kinds, as plain dicts in Kubernetes JSON shape:
-namespaces, services, endpoints, pods and PeerAuthentications (`KINDS`). A source gives
+namespaces, services, endpoints, pods, PeerAuthentications and Istio's
+networking kinds (VirtualService, DestinationRule, EnvoyFilter) (`KINDS`). A source gives
 a consistent `ClusterState` value on demand and tells when something changed; the
 control plane re-reads the state after a (debounced) change, level-based, so a source
 may coalesce or repeat change notices freely but must never lose the last one.
@@ -33,7 +34,11 @@ SERVICES = "services"
 ENDPOINTS = "endpoints"
 PODS = "pods"
 PEER_AUTHENTICATIONS = "peerauthentications.security.istio.io"
-KINDS = (NAMESPACES, SERVICES, ENDPOINTS, PODS, PEER_AUTHENTICATIONS)
+VIRTUAL_SERVICES = "virtualservices.networking.istio.io"
+DESTINATION_RULES = "destinationrules.networking.istio.io"
+ENVOY_FILTERS = "envoyfilters.networking.istio.io"
+KINDS = (NAMESPACES, SERVICES, ENDPOINTS, PODS, PEER_AUTHENTICATIONS,
+         VIRTUAL_SERVICES, DESTINATION_RULES, ENVOY_FILTERS)
 """Resource names as the ApiClient spells them."""
 
 
