@@ -70,6 +70,7 @@ from shoal.mesh.source import PODS, InMemorySource  # noqa: E402
 from shoal.mesh import bootstrap  # noqa: E402
 from shoal.mesh.translate import model  # noqa: E402
 from tests.mesh import harness  # noqa: E402
+from bench import mesh_traffic  # noqa: E402
 
 SERVER = r"""
 import asyncio, gc, sys
@@ -245,7 +246,7 @@ async def latency(args) -> dict:
         await topo.create(["a", "b", "c", "d"])
         source = InMemorySource([
             ("pods", pod("a", topo.ip("a"), {"app": "client"}, "client")),
-            ("pods", pod("b", topo.ip("b"), {"app": "web"}, "web")),
+            ("pods", pod("b", topo.ip("b"), {"app": "web", "version": "v1"}, "web")),
             ("services", {"metadata": {"name": "web", "namespace": "default"},
                           "spec": {"clusterIP": topo.vip(), "selector": {"app": "web"},
                                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
@@ -275,15 +276,39 @@ async def latency(args) -> dict:
             run["steal_pct"] = steal_pct(steal_before, host_steal())
             return run
 
-        # Interleaved: ROUNDS x (direct slice, mesh slice), so both paths see the same
-        # background on this shared machine; quantiles are over all samples of a path.
+        async def route_table(present: bool) -> None:
+            """Put (or remove) the VirtualService + DestinationRule on `web` and wait
+            until both sidecars ACKed what that changed."""
+            before = {s.node_id: dict(s.sent) for s in server.status()}
+            for kind, obj in mesh_traffic.route_table(args.routes):
+                if present:
+                    source.put(kind, obj)
+                else:
+                    source.delete(kind, "default", obj["metadata"]["name"])
+            # The control loop debounces (50 ms); after that, whatever it pushed must be ACKed.
+            await asyncio.sleep(0.3)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if all(s.acked == s.sent for s in server.status()):
+                    changed[present] = [s.node_id for s in server.status()
+                                        if s.sent != before[s.node_id]]
+                    return
+                await asyncio.sleep(0.01)
+            raise RuntimeError("sidecars did not ACK the route table change within 30 s")
+
+        changed: dict[bool, list[str]] = {}
+
+        # Interleaved: ROUNDS x (direct slice, mesh slice, mesh slice with the route
+        # table), so the paths see the same background on this shared machine;
+        # quantiles are over all samples of a path.
         # A warm-up at the full rate first (not measured): the sidecars' connection pools
         # grow to the load's concurrency (each new upstream connection is a TLS handshake).
         slice_seconds = args.seconds / args.rounds
         await load("c", topo.ip("d"), 8080, 2)
         await load("a", topo.vip(), 80, 2)
-        runs: dict[str, list[dict]] = {"direct": [], "mesh": []}
+        runs: dict[str, list[dict]] = {"direct": [], "mesh": [], "routed": []}
         cpu = {n: 0.0 for n in envoys}
+        cpu_routed = {n: 0.0 for n in envoys}
         mesh_elapsed = 0.0
         for _ in range(args.rounds):
             runs["direct"].append(await load("c", topo.ip("d"), 8080, slice_seconds))
@@ -293,17 +318,33 @@ async def latency(args) -> dict:
             mesh_elapsed += time.perf_counter() - started
             for n, p in envoys.items():
                 cpu[n] += proc_cpu_seconds(p.pid) - cpu_before[n]
+            if args.routes:
+                await route_table(True)
+                routed_cpu = {n: proc_cpu_seconds(p.pid) for n, p in envoys.items()}
+                runs["routed"].append(await load("a", topo.vip(), 80, slice_seconds))
+                for n, p in envoys.items():
+                    cpu_routed[n] += proc_cpu_seconds(p.pid) - routed_cpu[n]
+                await route_table(False)
         mesh_requests = sum(len(r["lat_us"]) for r in runs["mesh"])
         sidecars = {n: {"cpu_cores": cpu[n] / mesh_elapsed,
                         "cpu_us_per_request": cpu[n] * 1e6 / max(1, mesh_requests),
                         **proc_memory_mb(p.pid)}
                     for n, p in envoys.items()}
         direct, mesh = summarize(runs["direct"]), summarize(runs["mesh"])
+        routed = None
+        if runs["routed"]:
+            routed = summarize(runs["routed"])
+            routed_requests = sum(len(r["lat_us"]) for r in runs["routed"])
+            routed["cpu_us_per_request"] = {n: cpu_routed[n] * 1e6 / max(1, routed_requests)
+                                            for n in envoys}
+            routed["routes"] = args.routes
+            routed["added_ms"] = {q: routed[q] - mesh[q] for q in ("p50", "p90", "p99")}
+            routed["proxies_changed"] = changed.get(True, [])
         return {
             "generator": f"open-loop asyncio client, {args.rate:.0f} req/s, 16 keep-alive "
                          f"connections, 1 KB responses, {args.seconds:.0f} s per path in "
                          f"{args.rounds} interleaved slices",
-            "direct": direct, "mesh": mesh,
+            "direct": direct, "mesh": mesh, "routed": routed,
             "added_ms": {q: mesh[q] - direct[q] for q in ("p50", "p90", "p99")},
             "sidecars": sidecars,
         }
@@ -317,7 +358,10 @@ async def latency(args) -> dict:
         harness.remove_workdir(workdir)
 
 
-async def convergence(n: int, repeats: int = 5) -> dict:
+async def convergence(n: int, repeats: int = 5, weight_change: bool = False) -> dict:
+    """Scale-up of `web` (EDS) or, with weight_change, a VirtualService weight shift on
+    `web` with 100 other Services' VirtualServices applied (RDS), timed until every
+    proxy ACKed it."""
     workdir = harness.make_workdir()
     procs = harness.Processes(workdir)
     netns: list[str] = []
@@ -332,6 +376,16 @@ async def convergence(n: int, repeats: int = 5) -> dict:
         ])
         for i in range(n):
             source.put(PODS, pod(f"p{i}", f"10.211.{251 + i // 250}.{2 + i % 250}", {"app": f"p{i}"}))
+        kind = "RDS" if weight_change else "EDS"
+        if weight_change:
+            for i in range(100):
+                source.put("services", {"metadata": {"name": f"svc{i}", "namespace": "default"},
+                                        "spec": {"clusterIP": f"10.212.251.{10 + i}",
+                                                 "selector": {"app": f"svc{i}"},
+                                                 "ports": [{"name": "http", "port": 80}]}})
+                source.put(*mesh_traffic.virtual_service_entry(f"svc{i}", 3))
+            source.put(*mesh_traffic.weight_change(0))
+            source.put("destinationrules.networking.istio.io", mesh_traffic.destination_rule("web"))
         control, server = await control_plane(source, workdir)
         state = await source.snapshot()
 
@@ -349,7 +403,7 @@ async def convergence(n: int, repeats: int = 5) -> dict:
 
         def all_synced() -> bool:
             statuses = server.status()
-            return len(statuses) == n and all(s.connected and s.synced and "EDS" in s.sent
+            return len(statuses) == n and all(s.connected and s.synced and kind in s.sent
                                               for s in statuses)
         deadline = time.monotonic() + 120
         while not all_synced():
@@ -359,22 +413,29 @@ async def convergence(n: int, repeats: int = 5) -> dict:
         await asyncio.sleep(1)
         times, sent_times = [], []
         for r in range(repeats):
-            before = {s.node_id: s.sent["EDS"] for s in server.status()}
+            before = {s.node_id: s.sent[kind] for s in server.status()}
             t0 = time.perf_counter()
-            source.put(PODS, pod(f"web-{r + 1}", f"10.211.250.{3 + r}", {"app": "web"}, "web"))
+            if weight_change:
+                source.put(*mesh_traffic.weight_change(r + 1))
+            else:
+                source.put(PODS, pod(f"web-{r + 1}", f"10.211.250.{3 + r}", {"app": "web"}, "web"))
             all_sent = None
+            deadline = time.monotonic() + 30
             while True:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not every proxy ACKed a new {kind} within 30 s")
                 statuses = server.status()
-                if all_sent is None and all(s.sent.get("EDS") != before[s.node_id] for s in statuses):
+                if all_sent is None and all(s.sent.get(kind) != before[s.node_id] for s in statuses):
                     all_sent = time.perf_counter()
-                if all(s.sent.get("EDS") != before[s.node_id] and s.acked.get("EDS") == s.sent["EDS"]
+                if all(s.sent.get(kind) != before[s.node_id] and s.acked.get(kind) == s.sent[kind]
                        for s in statuses):
                     break
                 await asyncio.sleep(0.001)
             times.append((time.perf_counter() - t0) * 1000)
             sent_times.append(((all_sent or time.perf_counter()) - t0) * 1000)
             await asyncio.sleep(0.3)
-        return {"proxies": n, "ms": [round(t, 1) for t in times],
+        return {"proxies": n, "change": "VirtualService weights (RDS)" if weight_change
+                else "one more endpoint (EDS)", "ms": [round(t, 1) for t in times],
                 "p50_ms": statistics.median(times), "max_ms": max(times),
                 "sent_p50_ms": statistics.median(sent_times), "sent_max_ms": max(sent_times)}
     finally:
@@ -397,12 +458,23 @@ async def main() -> None:
     parser.add_argument("--proxies", default="10,50")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--routes", type=int, default=20,
+                        help="VirtualService rules in the third (routed) path; 0: no routed path")
+    parser.add_argument("--translate-services", type=int, default=1000,
+                        help="Services (each with a VirtualService and a DestinationRule) "
+                             "in the translation-time figure; 0: skip it")
+    parser.add_argument("--weight-change-proxies", type=int, default=50,
+                        help="proxies in the weight-change convergence figure; 0: skip it")
     args = parser.parse_args()
     result: dict = {}
     if not args.skip_latency:
         result["wakeup_round_trip_us"] = wakeup_round_trip_us()
         result["latency"] = await latency(args)
     result["convergence"] = [await convergence(int(n)) for n in args.proxies.split(",") if n]
+    if args.weight_change_proxies:
+        result["weight_change"] = await convergence(args.weight_change_proxies, weight_change=True)
+    if args.translate_services:
+        result["translation"] = mesh_traffic.translation_time(args.translate_services)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -426,10 +498,26 @@ async def main() -> None:
             print(f"sidecar {name}: {s['cpu_cores']:.3f} cores ({s['cpu_us_per_request']:.0f} us CPU "
                   f"per request), RSS {s['rss_mb']:.1f} MB, "
                   f"PSS {s['pss_mb']:.1f} MB, USS {s['uss_mb']:.1f} MB")
-    for c in result["convergence"]:
-        print(f"convergence, {c['proxies']} proxies (scale-up -> every proxy ACKed the new "
-              f"EDS): p50 {c['p50_ms']:.0f} ms, max {c['max_ms']:.0f} ms {c['ms']}; "
+        routed = lat.get("routed")
+        if routed:
+            cpu = ", ".join(f"{n} {us:.0f} us" for n, us in sorted(routed["cpu_us_per_request"].items()))
+            print(f"{'routed':<8}{routed['rate']:>8.0f}{routed['errors']:>8}{routed['p50']:>9.2f}"
+                  f"{routed['p90']:>9.2f}{routed['p99']:>9.2f}{routed['p999']:>10.2f}  "
+                  + ", ".join(f"{p:.2f} ({st:.1f}%)" for p, st in
+                              zip(routed["slice_p99"], routed["slice_steal_pct"])))
+            ra = routed["added_ms"]
+            print(f"added by a VirtualService of {routed['routes']} rules + a DestinationRule "
+                  f"(routed - mesh): p50 {ra['p50']:+.3f} ms, p99 {ra['p99']:+.3f} ms; "
+                  f"sidecar CPU per request {cpu}")
+    for c in result["convergence"] + ([result["weight_change"]] if "weight_change" in result else []):
+        print(f"convergence, {c['proxies']} proxies ({c['change']} -> every proxy ACKed it): "
+              f"p50 {c['p50_ms']:.0f} ms, max {c['max_ms']:.0f} ms {c['ms']}; "
               f"pushed to all: p50 {c['sent_p50_ms']:.0f} ms, max {c['sent_max_ms']:.0f} ms")
+    if "translation" in result:
+        t = result["translation"]
+        print(f"translation, full recompute for {t['services']} Services: with a VirtualService "
+              f"and a DestinationRule each {t['with']['seconds']:.2f} s ({t['with']['routes']} "
+              f"routes, {t['with']['clusters']} clusters), without {t['without']['seconds']:.2f} s")
 
 
 if __name__ == "__main__":
