@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from shoal.api import errors, kinds
+from shoal.api.builtin.namespaces import SYSTEM_NAMESPACES, ensure_namespaces
 from shoal.api.client import Obj, WatchEvent
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.registry import Registry, ServiceAllocator
@@ -28,7 +29,7 @@ PATCH_CONTENT_TYPES = {
     "strategic": "application/strategic-merge-patch+json",
 }
 
-BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+__all__ = ["LocalClient", "PATCH_CONTENT_TYPES", "SYSTEM_NAMESPACES", "ensure_namespaces"]
 
 
 def _name_of(obj: Obj) -> tuple[str | None, str]:
@@ -152,14 +153,3 @@ class LocalClient:
                 yield event
         finally:
             await events.aclose()
-
-
-async def ensure_namespaces(client: Any) -> None:
-    """Create the namespaces every Kubernetes cluster has, if missing."""
-    for name in BOOTSTRAP_NAMESPACES:
-        try:
-            await client.create(
-                "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            )
-        except errors.AlreadyExists:
-            pass
