@@ -7,8 +7,9 @@ one-verb-per-unit taste: each handler reads only its own query parameters and bo
 Handlers raise `StatusError`s; the server's error middleware renders them as Status.
 
 Concurrency: handlers are coroutines without shared state; a watch holds its response
-open until the client leaves, `timeoutSeconds` passes, or the watch ends with an ERROR
-event (Gone when its revision was compacted).
+open until the client leaves (noticed within `DISCONNECT_CHECK_SECONDS`),
+`timeoutSeconds` passes, or the watch ends with an ERROR event (Gone when its revision
+was compacted).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Awaitable, Callable
 import yaml
 from aiohttp import web
 
+from shoal import tasks
 from shoal.api import errors, kinds, printers
 from shoal.api.kinds import ResourceType
 from shoal.apiserver import protobuf
@@ -33,6 +35,9 @@ PATCH_TYPES = {
     "application/apply-patch+yaml",
 }
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+DISCONNECT_CHECK_SECONDS = 1.0
+"""How often a quiet watch checks that its client is still connected (aiohttp does not
+cancel a handler whose client left), so an abandoned watch stops within this time."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,14 +155,28 @@ async def watch(registry: Registry, request: web.Request, target: Target) -> web
             line = json.dumps({"type": event.type, "object": obj}, separators=(",", ":"))
             await response.write(line.encode() + b"\n")
 
+    task = asyncio.ensure_future(pump())
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
     try:
-        await asyncio.wait_for(pump(), timeout)
-    except asyncio.TimeoutError:
-        pass
+        while not task.done():
+            wait = DISCONNECT_CHECK_SECONDS
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - asyncio.get_running_loop().time()))
+            await asyncio.wait({task}, timeout=wait)
+            transport = request.transport
+            gone = transport is None or transport.is_closing()
+            expired = deadline is not None and asyncio.get_running_loop().time() >= deadline
+            if not task.done() and (gone or expired):
+                await tasks.cancel_and_wait(task)
+                if gone:
+                    return response  # the client left: nobody to end the stream for
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
     except errors.StatusError as err:
         line = json.dumps({"type": "ERROR", "object": err.to_status()})
         await response.write(line.encode() + b"\n")
     finally:
+        await tasks.cancel_and_wait(task)
         await events.aclose()
     try:
         await response.write_eof()
