@@ -1,8 +1,10 @@
 """API errors: one family, each carrying the Kubernetes `Status` reason and HTTP code.
 
 The API server turns any `StatusError` into a Kubernetes `Status` object with exactly this
-code, reason and message (`to_status`); the in-process and HTTP clients raise the same
-types, so controllers handle errors the same way whichever client they run on.
+code, reason and message (`to_status`); `from_status` maps a Status back through the one
+table `STATUS_ERRORS` (by reason, then by code), rebuilding `Invalid.errors` from the
+Status causes. So the in-process and HTTP clients raise the same types, and controllers
+handle errors the same way whichever client they run on.
 
 Validation collects every problem before failing: `Invalid` carries a list of `FieldError`
 whose text follows Kubernetes (`spec.replicas: Invalid value: -1: must be greater than or
