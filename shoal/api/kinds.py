@@ -51,7 +51,9 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     """("deploy",)."""
     subresources: tuple[str, ...] = ()
-    """("status", "scale")."""
+    """The subresources the registry serves: ("status", "scale"); a Namespace's
+    "finalize". Others (pods/log, pods/exec) are served by handlers added with
+    `shoal.apiserver.http.ApiServer.add_subresource`."""
     verbs: tuple[str, ...] = DEFAULT_VERBS
     """As in discovery."""
     categories: tuple[str, ...] = ()
@@ -207,10 +209,11 @@ def _builtin(rt: ResourceType, model: str, defaulter: Defaulter | None,
              strategy=strategy)
 
 
-_builtin(ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), ("status",)),
+_builtin(ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
+                      ("status", "finalize")),
          "V1Namespace", namespaces.default_namespace, namespaces.validate_namespace, "label",
          namespaces.NamespaceStrategy())
-_builtin(ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("status", "log", "exec"),
+_builtin(ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("status",),
                       categories=("all",)),
          "V1Pod", pods.default_pod, pods.validate_pod, strategy=podstrategy.PodStrategy())
 _builtin(ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("status",),

@@ -27,6 +27,7 @@ Concurrency: strategies are stateless and shared by every request; hooks must no
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol
 
 Obj = dict[str, Any]
@@ -70,6 +71,17 @@ class Strategy:
         status for kinds with a status subresource, the client's status otherwise."""
         if "status" in subresources:
             obj["status"] = {}
+
+    def merge_subresource(self, subresource: str, current: Obj, obj: Obj) -> Obj | None:
+        """The object after a write to `subresource`: a copy of the stored `current` with
+        only the part that subresource owns taken from the client's `obj`; None when the
+        kind has no writable subresource of that name. Default: `status`."""
+        if subresource != "status":
+            return None
+        new = copy.deepcopy(current)
+        if "status" in obj:
+            new["status"] = obj["status"]
+        return new
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         """PrepareForUpdate of the main resource, before defaulting: keep what the server

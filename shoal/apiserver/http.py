@@ -269,8 +269,6 @@ class ApiServer:
             raise errors.NotFound(f"{rt.resource} is not a namespaced resource")
         name = segs[1] if len(segs) > 1 else None
         sub = segs[2] if len(segs) > 2 else None
-        if sub == "finalize" and rt.kind == "Namespace":
-            sub = "status"  # namespace finalize: spec.finalizers, treated like status here
         if sub is not None and sub not in rt.subresources and (rt.resource, sub) not in self._subresources:
             raise errors.NotFound(f'{rt.resource} has no subresource "{sub}"')
         return verbs.Target(rt, namespace, name, sub)
@@ -285,16 +283,8 @@ class ApiServer:
             served = self._subresources.get((target.type.resource, target.subresource))
             if served is not None:
                 return await served[0](request, target)
-            if target.subresource not in REGISTRY_SUBRESOURCES:
-                raise errors.NotFound(
-                    f"the server could not find the requested resource "
-                    f"({target.type.plural}/{target.subresource})")
         return await verbs.HANDLERS[verb_of(request.method, target, request)](
             self.registry, request, target)
-
-
-REGISTRY_SUBRESOURCES = ("status", "scale")
-"""Subresources the registry serves; others need a handler (`ApiServer.add_subresource`)."""
 
 
 def verb_of(method: str, target: verbs.Target, request: web.Request) -> str:

@@ -237,7 +237,7 @@ class Registry:
     ) -> Obj:
         if subresource == "scale":
             return await self._update_scale(rt, namespace, name, body, dry_run=dry_run)
-        if subresource not in (None, "status"):
+        if subresource is not None and subresource not in rt.subresources:
             raise errors.NotFound(f'{rt.resource} has no subresource "{subresource}"')
         obj = self._check_body(rt, body, namespace)
         if obj["metadata"].get("name") not in (None, name):
@@ -490,13 +490,15 @@ def _merge_server_fields(
     rt: ResourceType, strategy: strategies.Strategy, current: Obj, obj: Obj,
     subresource: str | None,
 ) -> Obj:
-    """What the client may change: spec+metadata on the main resource, status only on
-    /status. Server-owned metadata always comes from the stored object."""
-    if subresource == "status":
-        new = copy.deepcopy(current)
-        if "status" in obj:
-            new["status"] = obj["status"]
-        return new
+    """What the client may change: spec+metadata on the main resource, on a subresource
+    what the strategy's `merge_subresource` takes (status only on /status). Server-owned
+    metadata always comes from the stored object."""
+    if subresource is not None:
+        merged = strategy.merge_subresource(subresource, current, obj)
+        if merged is None:
+            raise errors.MethodNotAllowed(
+                f'{rt.resource}/{subresource} cannot be written through the registry')
+        return merged
     new = obj
     meta, cur_meta = new["metadata"], current["metadata"]
     for key in ("uid", "creationTimestamp", "deletionTimestamp",

@@ -6,6 +6,7 @@ Pure apart from `ensure_namespaces`, which writes through a client.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from shoal.api import errors, names
@@ -53,6 +54,20 @@ class NamespaceStrategy(Strategy):
         if isinstance(spec, dict):
             spec.setdefault("finalizers", [FINALIZER])
         obj["status"] = {"phase": "Active"}
+
+    def merge_subresource(self, subresource: str, current: dict[str, Any],
+                          obj: dict[str, Any]) -> dict[str, Any] | None:
+        """`finalize` writes spec.finalizers only (Kubernetes' namespaces/finalize)."""
+        if subresource != "finalize":
+            return super().merge_subresource(subresource, current, obj)
+        new = copy.deepcopy(current)
+        finalizers = as_dict(obj.get("spec")).get("finalizers")
+        spec = new.setdefault("spec", {})
+        if finalizers:
+            spec["finalizers"] = finalizers
+        else:
+            spec.pop("finalizers", None)
+        return new
 
     def prepare_for_delete(self, current: dict[str, Any], new: dict[str, Any],
                            grace_seconds: int | None) -> bool:
