@@ -228,3 +228,18 @@ async def test_invalid_carries_every_field_cause(subject):
     assert causes["spec.template.spec.containers[0].image"] == "FieldValueRequired"
     with pytest.raises(errors.NotFound):
         await c.get("deployments.apps", "default", "bad")
+
+
+async def test_bad_requests_are_refused_alike(subject):
+    c = subject.client
+    with pytest.raises(errors.BadRequest) as unnamed:
+        await c.update("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})
+    assert "metadata.name" in unnamed.value.message
+    await c.create("configmaps", configmap("pt"))
+    with pytest.raises(errors.BadRequest) as patch_type:
+        await c.patch("configmaps", "default", "pt", {"data": {}}, "yaml")
+    assert "merge, json, strategic" in patch_type.value.message
+    with pytest.raises(errors.BadRequest):
+        await c.patch("configmaps", "default", "pt", [{"op": "frobnicate", "path": "/data"}], "json")
+    with pytest.raises(errors.NotFound):
+        await c.list("no-such-resources")
