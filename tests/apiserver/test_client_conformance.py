@@ -210,6 +210,11 @@ async def test_status_subresource(subject):
     assert via_main["spec"]["replicas"] == 3
     assert via_main["status"]["replicas"] == 7  # the main resource leaves status alone
     assert via_main["metadata"]["generation"] == created["metadata"]["generation"] + 1
+    patched = await c.patch("deployments.apps", "default", "st", {"status": {"replicas": 2}},
+                            subresource="status")
+    assert patched["status"]["replicas"] == 2 and patched["spec"]["replicas"] == 3
+    ignored = await c.patch("deployments.apps", "default", "st", {"status": {"replicas": 5}})
+    assert ignored["status"]["replicas"] == 2  # status is not written through the main resource
 
 
 async def test_invalid_carries_every_field_cause(subject):
