@@ -20,7 +20,35 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, AsyncIterator, Protocol
 
+from shoal.api import errors, patch as patches
+
 Obj = dict[str, Any]
+
+PATCH_CONTENT_TYPES = {
+    "merge": patches.MERGE_PATCH,
+    "json": patches.JSON_PATCH,
+    "strategic": patches.STRATEGIC_MERGE_PATCH,
+}
+"""`patch_type` of `ApiClient.patch` -> the Content-Type Kubernetes names it with."""
+
+
+def patch_content_type(patch_type: str) -> str:
+    """The Content-Type of a `patch_type`; BadRequest naming the accepted ones."""
+    try:
+        return PATCH_CONTENT_TYPES[patch_type]
+    except (KeyError, TypeError):
+        raise errors.BadRequest(
+            f"patch_type: expected one of {', '.join(PATCH_CONTENT_TYPES)}, got {patch_type!r}"
+        ) from None
+
+
+def name_of(obj: Obj) -> tuple[str | None, str]:
+    """(namespace, name) of an object to update; BadRequest when it has no name."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not name or not isinstance(name, str):
+        raise errors.BadRequest("metadata.name: Required value: an update names its object")
+    return meta.get("namespace"), name
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.api import kinds
-from shoal.api.builtin.services import preserve_allocated as _preserve_service
 
 __all__ = ["apply_defaults", "preserve_allocated"]
 
@@ -46,10 +45,10 @@ def apply_defaults(obj: dict[str, Any]) -> dict[str, Any]:
 def preserve_allocated(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     """For the API server on update: a copy of `new` that keeps what the server allocated
     on the stored `old` object when `new` leaves it out, as Kubernetes does (a Service's
-    clusterIP/clusterIPs and nodePorts). Objects of other kinds come back unchanged."""
+    clusterIP/clusterIPs and nodePorts): the kind strategy's `prepare_for_update`."""
     out = _pruned(new)
-    if out.get("kind") == "Service" and out.get("apiVersion") == "v1" and isinstance(old, dict):
-        _preserve_service(out, old)
+    if isinstance(old, dict):
+        kinds.registration_of(out).strategy.prepare_for_update(out, old)
     return out
 
 

@@ -1,8 +1,10 @@
 """API errors: one family, each carrying the Kubernetes `Status` reason and HTTP code.
 
 The API server turns any `StatusError` into a Kubernetes `Status` object with exactly this
-code, reason and message (`to_status`); the in-process and HTTP clients raise the same
-types, so controllers handle errors the same way whichever client they run on.
+code, reason and message (`to_status`); `from_status` maps a Status back through the one
+table `STATUS_ERRORS` (by reason, then by code), rebuilding `Invalid.errors` from the
+Status causes. So the in-process and HTTP clients raise the same types, and controllers
+handle errors the same way whichever client they run on.
 
 Validation collects every problem before failing: `Invalid` carries a list of `FieldError`
 whose text follows Kubernetes (`spec.replicas: Invalid value: -1: must be greater than or
@@ -71,6 +73,8 @@ _CAUSE_REASONS = {
     "Not found": "FieldValueNotFound",
     "Unknown field": "FieldValueInvalid",
 }
+_CAUSE_TYPES = {reason: kind for kind, reason in reversed(_CAUSE_REASONS.items())}
+"""Cause reason -> field error type (FieldValueInvalid -> 'Invalid value')."""
 
 
 def required(path: str, detail: str = "") -> FieldError:
@@ -108,6 +112,11 @@ class StatusError(ShoalError):
         super().__init__(message)
         self.message = message
         self.details = details
+
+    @classmethod
+    def from_details(cls, message: str, details: dict[str, Any] | None) -> "StatusError":
+        """This error rebuilt from a Status' message and details (see `from_status`)."""
+        return cls(message, details=details)
 
     def to_status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -204,6 +213,31 @@ class Invalid(StatusError):
         )
         self.errors = errors
 
+    @classmethod
+    def from_details(cls, message: str, details: dict[str, Any] | None) -> "Invalid":
+        """Rebuilt from a Status: the message as sent, `errors` from details.causes
+        (field path, type from the cause reason, and the rest of the message)."""
+        causes = (details or {}).get("causes") or []
+        field_errors = []
+        for cause in causes if isinstance(causes, list) else []:
+            if not isinstance(cause, dict):
+                continue
+            text = str(cause.get("message") or "")
+            kind = _CAUSE_TYPES.get(str(cause.get("reason") or ""), "Invalid value")
+            for known in _CAUSE_REASONS:  # the message opens with its type when it is ours
+                if text == known or text.startswith(known + ": "):
+                    kind, text = known, text[len(known):].removeprefix(": ")
+                    break
+            field_errors.append(FieldError(str(cause.get("field") or ""), kind, text))
+        err = cls.__new__(cls)
+        StatusError.__init__(err, message, details=details)
+        err.errors = field_errors
+        return err
+
+
+class TooManyRequests(StatusError):
+    code, reason = 429, "TooManyRequests"
+
 
 class InternalError(StatusError):
     code, reason = 500, "InternalError"
@@ -213,28 +247,43 @@ class ServiceUnavailable(StatusError):
     code, reason = 503, "ServiceUnavailable"
 
 
+class Timeout(StatusError):
+    code, reason = 504, "Timeout"
+
+
 def _details(resource: str, name: str) -> dict[str, Any]:
     """Kubernetes StatusDetails for resource 'deployments.apps' or 'pods' and a name."""
     plural, _, group = resource.partition(".")
     return {"name": name, "group": group, "kind": plural}
 
 
+STATUS_ERRORS: tuple[type[StatusError], ...] = (
+    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists, Conflict,
+    Gone, RequestEntityTooLarge, UnsupportedMediaType, Invalid, TooManyRequests,
+    InternalError, ServiceUnavailable, Timeout,
+)
+"""The one table of API errors: each class's `reason` and `code` are what the server
+sends (`to_status`) and what `from_status` maps back."""
+
+_BY_REASON = {cls.reason: cls for cls in STATUS_ERRORS}
+_BY_REASON["Gone"] = Gone  # Kubernetes sends 410 with reason Expired or Gone
+_BY_CODE: dict[int, type[StatusError]] = {}
+for _cls in STATUS_ERRORS:
+    _BY_CODE.setdefault(_cls.code, _cls)  # 409: AlreadyExists listed first, then Conflict
+_BY_CODE[409] = Conflict  # a 409 without a known reason is a conflict
+
+
 def from_status(status: dict[str, Any]) -> StatusError:
-    """The StatusError a Kubernetes Status object stands for (used by HTTP clients)."""
+    """The typed StatusError a Kubernetes Status object stands for (used by the HTTP
+    client, so `except errors.Invalid` works over HTTP as in-process). Looked up by
+    reason, then by code; an unknown status keeps its code and reason on a StatusError."""
     code = int(status.get("code") or 500)
     reason = status.get("reason") or ""
     message = status.get("message") or reason or f"HTTP {code}"
-    for cls in (AlreadyExists, Conflict, Invalid, NotFound, Gone, BadRequest, Unauthorized,
-                Forbidden, MethodNotAllowed, RequestEntityTooLarge, UnsupportedMediaType,
-                ServiceUnavailable):
-        if cls.reason == reason or (cls.code == code and cls not in (AlreadyExists, Invalid)):
-            if cls is Invalid:
-                err: StatusError = StatusError(message, details=status.get("details"))
-                err.code, err.reason = 422, "Invalid"
-                return err
-            err = cls.__new__(cls)
-            StatusError.__init__(err, message, details=status.get("details"))
-            return err
-    err = InternalError(message, details=status.get("details"))
-    err.code = code
-    return err
+    details = status.get("details")
+    cls = _BY_REASON.get(reason) or _BY_CODE.get(code)
+    if cls is None:
+        err = StatusError(message, details=details)
+        err.code, err.reason = code, reason or ("InternalError" if code >= 500 else "Unknown")
+        return err
+    return cls.from_details(message, details if isinstance(details, dict) else None)

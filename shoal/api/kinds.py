@@ -2,7 +2,8 @@
 
 One registry maps every kind to a `ResourceType` (what discovery, REST paths and the CLI
 need) and to its behaviour: a structural schema (see `shoal.api.schema`), a defaulter
-and a semantic validator. Built-in kinds (core/v1 and apps/v1) are registered when this
+a semantic validator and a `shoal.api.strategy.Strategy` (the hooks the generic registry
+calls around create, update and delete). Built-in kinds (core/v1 and apps/v1) are registered when this
 module is imported; later kinds (Istio's, from `shoal.mesh`) call `register()` and then
 behave like built-ins everywhere: `by_kind`, `by_resource`, `by_path`, `all_types`,
 `defaults.apply_defaults` and `validation.validate`.
@@ -20,7 +21,11 @@ import dataclasses
 from typing import Any, Callable
 
 from shoal.api import errors
-from shoal.api.builtin import configs, events, namespaces, pods, services, storage, workloads
+from shoal.api import schema as schemas
+from shoal.api import strategy as strategies
+from shoal.api.builtin import (configs, events, namespaces, podstrategy, pods, services, storage,
+                               workloads)
+from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -46,7 +51,9 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     """("deploy",)."""
     subresources: tuple[str, ...] = ()
-    """("status", "scale")."""
+    """The subresources the registry serves: ("status", "scale"); a Namespace's
+    "finalize". Others (pods/log, pods/exec) are served by handlers added with
+    `shoal.apiserver.http.ApiServer.add_subresource`."""
     verbs: tuple[str, ...] = DEFAULT_VERBS
     """As in discovery."""
     categories: tuple[str, ...] = ()
@@ -76,6 +83,8 @@ class Registration:
     validator: Validator | None = None
     name_format: str = "subdomain"
     """How object names are checked: "subdomain", "label" (DNS-1123) or "dns1035"."""
+    strategy: Strategy = strategies.DEFAULT
+    """The registry's per-kind hooks (status on create, allocation, graceful deletion)."""
 
 
 _registry: dict[tuple[str, str, str], Registration] = {}
@@ -87,11 +96,13 @@ _by_path: dict[tuple[str, str, str], ResourceType] = {}
 def register(
     rt: ResourceType, *, schema: Any = None, defaulter: Defaulter | None = None,
     validator: Validator | None = None, name_format: str = "subdomain",
+    strategy: Strategy | None = None,
 ) -> None:
     """Serve a kind. `schema`: None (free-form besides apiVersion/kind/metadata), a
     `kubernetes.client` model name, a `schema.from_fields` mapping, an openAPIV3Schema
     dict, or a `schema.Node`. `defaulter(obj)` fills defaults in place; `validator(obj,
-    old)` returns FieldErrors. Registering the same group/version/kind again replaces it.
+    old)` returns FieldErrors; `strategy` overrides the generic registry behaviour
+    (`shoal.api.strategy`; None: the default strategy). Registering the same group/version/kind again replaces it.
     Raises ValueError if the plural is already served in that group/version by another kind."""
     if name_format not in ("subdomain", "label", "dns1035"):
         raise ValueError(f"name_format must be subdomain, label or dns1035, not {name_format!r}")
@@ -99,7 +110,8 @@ def register(
     other = _by_path.get((rt.group, rt.version, rt.plural))
     if other is not None and (other.group, other.version, other.kind) != key:
         raise ValueError(f"{rt.resource} in {rt.api_version} is already served by kind {other.kind}")
-    _registry[key] = Registration(rt, schema, defaulter, validator, name_format)
+    _registry[key] = Registration(rt, schema, defaulter, validator, name_format,
+                                  strategy or strategies.DEFAULT)
     _schemas.pop(key, None)
     _reindex()
 
@@ -147,6 +159,12 @@ def by_path(group: str, version: str, plural: str) -> ResourceType | None:
     return _by_path.get((group, version, plural))
 
 
+def strategy_of(rt: ResourceType) -> Strategy:
+    """The strategy of a served type (the default one for a type not registered)."""
+    reg = _registry.get((rt.group, rt.version, rt.kind))
+    return reg.strategy if reg is not None else strategies.DEFAULT
+
+
 def registration(api_version: str, kind: str) -> Registration:
     """The registration of apiVersion/kind (schema, defaulter, validator); BadRequest if none."""
     group, _, version = api_version.rpartition("/")
@@ -173,13 +191,11 @@ _schemas: dict[tuple[str, str, str], Any] = {}
 
 def schema_of(reg: Registration) -> Any:
     """The compiled top-level schema node of a registration (cached)."""
-    from shoal.api import schema  # local: schema imports nothing heavy, but keep kinds light
-
     rt = reg.type
     key = (rt.group, rt.version, rt.kind)
     node = _schemas.get(key)
     if node is None:
-        node = schema.for_kind(reg.schema)
+        node = schemas.for_kind(reg.schema)
         _schemas[key] = node
     return node
 
@@ -187,18 +203,23 @@ def schema_of(reg: Registration) -> Any:
 # -- built-in kinds -------------------------------------------------------------------------
 
 def _builtin(rt: ResourceType, model: str, defaulter: Defaulter | None,
-             validator: Validator | None, name_format: str = "subdomain") -> None:
-    register(rt, schema=model, defaulter=defaulter, validator=validator, name_format=name_format)
+             validator: Validator | None, name_format: str = "subdomain",
+             strategy: Strategy | None = None) -> None:
+    register(rt, schema=model, defaulter=defaulter, validator=validator, name_format=name_format,
+             strategy=strategy)
 
 
-_builtin(ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), ("status",)),
-         "V1Namespace", namespaces.default_namespace, namespaces.validate_namespace, "label")
-_builtin(ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("status", "log", "exec"),
+_builtin(ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
+                      ("status", "finalize")),
+         "V1Namespace", namespaces.default_namespace, namespaces.validate_namespace, "label",
+         namespaces.NamespaceStrategy())
+_builtin(ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("status",),
                       categories=("all",)),
-         "V1Pod", pods.default_pod, pods.validate_pod)
+         "V1Pod", pods.default_pod, pods.validate_pod, strategy=podstrategy.PodStrategy())
 _builtin(ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("status",),
                       categories=("all",)),
-         "V1Service", services.default_service, services.validate_service, "dns1035")
+         "V1Service", services.default_service, services.validate_service, "dns1035",
+         services.ServiceStrategy())
 _builtin(ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
          "V1Endpoints", services.default_endpoints, services.validate_endpoints)
 _builtin(ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
@@ -211,7 +232,8 @@ _builtin(ResourceType("", "v1", "Event", "events", "event", True, ("ev",)),
          "CoreV1Event", None, events.validate_event)
 _builtin(ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims",
                       "persistentvolumeclaim", True, ("pvc",), ("status",)),
-         "V1PersistentVolumeClaim", storage.default_pvc, storage.validate_pvc)
+         "V1PersistentVolumeClaim", storage.default_pvc, storage.validate_pvc,
+         strategy=storage.PvcStrategy())
 _builtin(ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",),
                       ("status", "scale"), categories=("all",)),
          "V1Deployment", workloads.default_deployment, workloads.validate_deployment)

@@ -18,8 +18,8 @@ arguments.
   ``$deleteFromPrimitiveList/<field>`` and ``$setElementOrder/<field>`` are honoured,
   with the same element ordering rules ($setElementOrder, then patch order, then live
   order). The merge keys come from the Go struct tags of core/v1 and apps/v1 (see
-  `_TYPES`); kinds not listed there get merge semantics with every list replaced, except
-  in ``metadata`` (ObjectMeta is shared by every kind).
+  `shoal.api.patchmeta`); kinds not listed there get merge semantics with every list
+  replaced, except in ``metadata`` (ObjectMeta is shared by every kind).
 - `apply_patch`: picks one of the above from the request's Content-Type. Server-side
   apply (``application/apply-patch+yaml``) is a simplified version: the applied
   configuration is strategic-merged onto the live object. There is no field ownership
@@ -35,7 +35,6 @@ operations). A well-formed JSON patch that cannot apply to this object (a failin
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from typing import Any
 
@@ -43,7 +42,7 @@ import jsonpatch
 import jsonpointer
 import yaml
 
-from shoal.api import errors
+from shoal.api import errors, patchmeta
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -118,7 +117,7 @@ def strategic_merge_patch(obj: dict, patch: Any, kind: str) -> dict:
     replace lists."""
     _require_object(patch, "strategic merge patch")
     _require_object(obj, "object")
-    return _merge_map(copy.deepcopy(obj), copy.deepcopy(patch), _root_type(kind), "")
+    return _merge_map(copy.deepcopy(obj), copy.deepcopy(patch), patchmeta.root_type(kind), "")
 
 
 def apply_patch(obj: dict, patch: Any, content_type: str, kind: str) -> dict:
@@ -140,105 +139,6 @@ def apply_patch(obj: dict, patch: Any, content_type: str, kind: str) -> dict:
     if media_type == STRATEGIC_MERGE_PATCH:
         return strategic_merge_patch(obj, body, kind)
     return _server_side_apply(obj, body, kind)
-
-
-# ------------------------------------------------------------------ patch strategies
-
-
-@dataclasses.dataclass(frozen=True)
-class _Field:
-    """Patch metadata of one struct field, from its Go tags."""
-
-    strategy: str = ""
-    """'merge' (lists merged by merge_key / scalar union; maps merged), 'replace', or ''
-    (the default: maps merge, lists are replaced)."""
-    merge_key: str = ""
-    type: str = ""
-    """Name in `_TYPES` of the field's struct (or of the list's element struct)."""
-
-
-_MERGE = "merge"
-
-
-def _merge_by(key: str, type_: str = "") -> _Field:
-    return _Field(_MERGE, key, type_)
-
-
-def _struct(type_: str) -> _Field:
-    return _Field("", "", type_)
-
-
-_CONTAINER = {
-    # core/v1 Container and EphemeralContainerCommon
-    "ports": _merge_by("containerPort"),
-    "env": _merge_by("name"),
-    "volumeMounts": _merge_by("mountPath"),
-    "volumeDevices": _merge_by("devicePath"),
-}
-
-_TYPES: dict[str, dict[str, _Field]] = {
-    "ObjectMeta": {
-        "finalizers": _Field(_MERGE),
-        "ownerReferences": _merge_by("uid"),
-    },
-    "PodTemplateSpec": {"metadata": _struct("ObjectMeta"), "spec": _struct("PodSpec")},
-    "PodSpec": {
-        "volumes": _merge_by("name"),  # merge,retainKeys
-        "initContainers": _merge_by("name", "Container"),
-        "containers": _merge_by("name", "Container"),
-        "ephemeralContainers": _merge_by("name", "Container"),
-        "imagePullSecrets": _merge_by("name"),
-        "hostAliases": _merge_by("ip"),
-        "topologySpreadConstraints": _merge_by("topologyKey"),
-        "schedulingGates": _merge_by("name"),
-        "resourceClaims": _merge_by("name"),  # merge,retainKeys
-    },
-    "Container": _CONTAINER,
-    "PodStatus": {
-        "conditions": _merge_by("type"),
-        "podIPs": _merge_by("ip"),
-        "hostIPs": _merge_by("ip"),
-        "resourceClaimStatuses": _merge_by("name"),  # merge,retainKeys
-        "containerStatuses": _struct("ContainerStatus"),
-        "initContainerStatuses": _struct("ContainerStatus"),
-        "ephemeralContainerStatuses": _struct("ContainerStatus"),
-    },
-    "ContainerStatus": {
-        "allocatedResourcesStatus": _merge_by("name"),
-        "volumeMounts": _merge_by("mountPath"),
-    },
-    "Pod": {"spec": _struct("PodSpec"), "status": _struct("PodStatus")},
-    "DeploymentSpec": {"template": _struct("PodTemplateSpec")},  # strategy: retainKeys
-    "ReplicaSetSpec": {"template": _struct("PodTemplateSpec")},
-    "ConditionsStatus": {"conditions": _merge_by("type")},
-    "Deployment": {"spec": _struct("DeploymentSpec"), "status": _struct("ConditionsStatus")},
-    "ReplicaSet": {"spec": _struct("ReplicaSetSpec"), "status": _struct("ConditionsStatus")},
-    "ServiceSpec": {"ports": _merge_by("port")},
-    "Service": {"spec": _struct("ServiceSpec"), "status": _struct("ConditionsStatus")},
-    "Namespace": {"status": _struct("ConditionsStatus")},
-    "PersistentVolumeClaim": {"status": _struct("ConditionsStatus")},
-    "ServiceAccount": {"secrets": _merge_by("name")},
-    # Endpoints (subsets), ConfigMap, Secret, Event: no list with a merge strategy
-    # outside metadata.
-}
-
-_UNKNOWN_KIND = "<unknown kind>"
-
-
-def _root_type(kind: str) -> str:
-    return kind if kind in _TYPES else _UNKNOWN_KIND
-
-
-_HAS_OBJECT_META = {
-    "Pod", "Deployment", "ReplicaSet", "Service", "Namespace", "PersistentVolumeClaim",
-    "ServiceAccount", "PodTemplateSpec", _UNKNOWN_KIND,
-}
-
-
-def _field(type_name: str, key: str) -> _Field:
-    if key == "metadata" and type_name in _HAS_OBJECT_META:
-        return _struct("ObjectMeta")
-    return _TYPES.get(type_name, {}).get(key, _Field())
 
 
 # ------------------------------------------------------------------ strategic merge
@@ -280,7 +180,7 @@ def _merge_map(original: dict, patch: dict, type_name: str, path: str) -> dict:
         if value is None:
             original.pop(key, None)
             continue
-        field = _field(type_name, key)
+        field = patchmeta.field_of(type_name, key)
         if key not in original or original[key] is None:
             original[key] = _clean_value(value, field, where)
             continue
@@ -291,7 +191,7 @@ def _merge_map(original: dict, patch: dict, type_name: str, path: str) -> dict:
             else:
                 original[key] = _merge_map(current, value, field.type, where)
         elif isinstance(current, list) and isinstance(value, list):
-            if field.strategy == _MERGE:
+            if field.strategy == patchmeta.MERGE:
                 original[key] = _merge_list(current, value, field, where)
             else:
                 original[key] = _clean_list(value, field, where)
@@ -300,7 +200,7 @@ def _merge_map(original: dict, patch: dict, type_name: str, path: str) -> dict:
     return original
 
 
-def _merge_list(original: list, patch: list, field: _Field, path: str) -> list:
+def _merge_list(original: list, patch: list, field: patchmeta.Field, path: str) -> list:
     """apimachinery's mergeSlice for a list with patchStrategy merge."""
     if not original and not patch:
         return original
@@ -393,7 +293,7 @@ def _apply_set_element_order(original: dict, patch: dict, type_name: str, path: 
         where = _join(path, directive_key)
         if not field_name or not isinstance(order, list):
             raise errors.BadRequest(f"invalid patch format of setElementOrder list at {where}")
-        field = _field(type_name, field_name)
+        field = patchmeta.field_of(type_name, field_name)
         list_path = _join(path, field_name)
         live = original.get(field_name)
         in_patch = field_name in patch
@@ -409,7 +309,7 @@ def _apply_set_element_order(original: dict, patch: dict, type_name: str, path: 
             merged = live
         elif live is None:
             merged = _clean_list(patch_list, field, list_path)
-        elif field.strategy == _MERGE:
+        elif field.strategy == patchmeta.MERGE:
             merged = _merge_list(live, patch_list, field, list_path)
         else:
             merged = _clean_list(patch_list, field, list_path)
@@ -506,7 +406,7 @@ def _order_key(value: Any, key: str) -> Any:
 # ------------------------------------------------------------------ cleaning new values
 
 
-def _clean_value(value: Any, field: _Field, path: str) -> Any:
+def _clean_value(value: Any, field: patchmeta.Field, path: str) -> Any:
     """A value that lands where the object had nothing comparable: drop nulls and
     directives inside it, as typed decoding does in Kubernetes."""
     if isinstance(value, dict):
@@ -523,8 +423,8 @@ def _clean(value: dict, type_name: str, path: str) -> dict:
     return _merge_map({}, value, type_name, path)
 
 
-def _clean_list(value: list, field: _Field, path: str) -> list:
-    if field.strategy == _MERGE and field.merge_key and value and all(
+def _clean_list(value: list, field: patchmeta.Field, path: str) -> list:
+    if field.strategy == patchmeta.MERGE and field.merge_key and value and all(
         isinstance(v, dict) and (field.merge_key in v or _DIRECTIVE in v) for v in value
     ):
         return _merge_list([], value, field, path)

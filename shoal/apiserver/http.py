@@ -2,9 +2,14 @@
 
 Paths follow Kubernetes exactly (`/api/v1/namespaces/{ns}/pods/{name}/status`,
 `/apis/apps/v1/deployments`), so kubectl and the official clients work unchanged.
-Handlers parse the request, call `Registry`, and render the result; every error is a
-`StatusError` rendered as a Kubernetes `Status` with its code, in `_error_middleware`,
-the one place errors become HTTP responses. Any other exception becomes a 500 Status
+`ApiServer.resource` resolves a path to a `Target` and a verb and calls that verb's
+handler in `shoal.apiserver.verbs` (one per verb), which parses the request, calls the
+`Registry`, and renders the result. Two extension points serve what the registry does
+not: `add_subresource("pods", "log", handler, verbs)` for extra subresources (streaming
+pods/log, pods/exec, pods/attach, pods/portforward) and `add_api_group(group)` for a
+group/version served by its own code (metrics.k8s.io); both appear in discovery.
+Every error is a `StatusError` rendered as a Kubernetes `Status` with its code, in
+`_error_middleware`, the one place errors become HTTP responses. Any other exception becomes a 500 Status
 whose message names the failure without internals; the server keeps serving.
 
 Auth: `Authorization: Bearer <token>` on everything except /healthz, /livez, /readyz and
@@ -15,44 +20,47 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable, Protocol
 
-import yaml
 from aiohttp import web
 
 from shoal import __version__
-from shoal.api import errors, kinds, printers
-from shoal.api.kinds import ResourceType
-from shoal.apiserver import openapi, protobuf
+from shoal.api import errors, kinds
+from shoal.apiserver import openapi, verbs
 from shoal.apiserver.registry import Registry
+from shoal.apiserver.verbs import Target
+
+__all__ = ["ApiServer", "ApiGroup", "SubresourceHandler", "Target", "verb_of"]
 
 log = logging.getLogger("shoal.apiserver")
+
+SubresourceHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+"""Serves one extra subresource (pods/log, pods/exec, ...): (request, target) -> response.
+`target.name` is the object's name; the handler checks the method itself."""
+
+
+class ApiGroup(Protocol):
+    """An API group/version served by its own code (e.g. metrics.k8s.io/v1beta1)."""
+
+    group: str
+    version: str
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Its discovery entries (APIResource dicts: name, namespaced, kind, verbs)."""
+
+    async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Serve `path`, the part after /apis/{group}/{version}/."""
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' limit for a request body
 KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": f"v1.32.0+shoal.{__version__}",
                 "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
                 "goVersion": "", "compiler": "shoal", "platform": "linux/amd64"}
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/version/"}
-PATCH_TYPES = {
-    "application/merge-patch+json",
-    "application/json-patch+json",
-    "application/strategic-merge-patch+json",
-    "application/apply-patch+yaml",
-}
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(data, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-    )
 
 
 def _status_response(err: errors.StatusError) -> web.Response:
-    return _json(err.to_status(), err.code)
+    return verbs.json_response(err.to_status(), err.code)
 
 
 @web.middleware
@@ -101,37 +109,6 @@ def _bool_param(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
 
 
-def _wants_table(request: web.Request) -> bool:
-    return "as=Table" in request.headers.get("Accept", "")
-
-
-def _check_media_type(ctype: str) -> None:
-    """JSON, YAML and Kubernetes protobuf (kubectl's typed commands send protobuf and do
-    not fall back to JSON). CBOR gets 415."""
-    if "cbor" in ctype or ("protobuf" in ctype and ctype != protobuf.MEDIA_TYPE):
-        raise errors.UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types "
-            f"include: application/json, application/yaml, {protobuf.MEDIA_TYPE} (got {ctype})"
-        )
-
-
-async def _read_body(request: web.Request) -> Any:
-    ctype = request.content_type
-    _check_media_type(ctype)
-    raw = await request.read()
-    if not raw:
-        raise errors.BadRequest("the request body is empty")
-    if ctype == protobuf.MEDIA_TYPE:
-        return protobuf.decode_body(raw)
-    try:
-        if "yaml" in ctype:
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise errors.BadRequest(f"the request body is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {detail}") from None
-
-
 class ApiServer:
     """The aiohttp application over a Registry. `app` is ready to be served."""
 
@@ -154,28 +131,29 @@ class ApiServer:
         r.add_route("*", "/apis/{group}/{version}", self.group_version)
         r.add_route("*", "/api/{version}/{rest:.+}", self.resource)
         r.add_route("*", "/apis/{group}/{version}/{rest:.+}", self.resource)
-        self._watchers: set[asyncio.Task[Any]] = set()
+        self._subresources: dict[tuple[str, str], tuple[SubresourceHandler, tuple[str, ...]]] = {}
+        self._groups: dict[tuple[str, str], ApiGroup] = {}
 
     # -- discovery ---------------------------------------------------------------------
 
     async def version(self, request: web.Request) -> web.Response:
-        return _json(KUBE_VERSION)
+        return verbs.json_response(KUBE_VERSION)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     async def openapi_root(self, request: web.Request) -> web.Response:
-        return _json(openapi.root_document())
+        return verbs.json_response(openapi.root_document())
 
     async def openapi_group_version(self, request: web.Request) -> web.Response:
         doc = openapi.group_version_document(request.match_info["key"])
         if doc is None:
             raise errors.NotFound("the server could not find the requested resource")
-        return _json(doc)
+        return verbs.json_response(doc)
 
     async def api_versions(self, request: web.Request) -> web.Response:
         host = request.host or "127.0.0.1"
-        return _json({
+        return verbs.json_response({
             "kind": "APIVersions",
             "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
@@ -188,7 +166,11 @@ class ApiServer:
                 versions = groups.setdefault(rt.group, [])
                 if rt.version not in versions:
                     versions.append(rt.version)
-        return _json({
+        for g, v in self._groups:
+            versions = groups.setdefault(g, [])
+            if v not in versions:
+                versions.append(v)
+        return verbs.json_response({
             "kind": "APIGroupList",
             "apiVersion": "v1",
             "groups": [
@@ -207,9 +189,10 @@ class ApiServer:
         if request.method != "GET":
             raise errors.MethodNotAllowed("only GET is allowed on a discovery path")
         types = [rt for rt in kinds.all_types() if rt.group == group and rt.version == version]
-        if not types:
+        extra = self._groups.get((group, version))
+        if not types and extra is None:
             raise errors.NotFound("the server could not find the requested resource")
-        resources = []
+        resources = list(extra.resources()) if extra is not None else []
         for rt in types:
             entry = {
                 "name": rt.plural,
@@ -222,6 +205,8 @@ class ApiServer:
                 entry["shortNames"] = list(rt.short_names)
             resources.append(entry)
             for sub in rt.subresources:
+                if (rt.resource, sub) in self._subresources:
+                    continue
                 resources.append({
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
@@ -233,7 +218,12 @@ class ApiServer:
                 })
                 if resources[-1]["group"] is None:
                     del resources[-1]["group"], resources[-1]["version"]
-        return _json({
+            for (resource, sub), (_, sub_verbs) in self._subresources.items():
+                if resource == rt.resource:
+                    resources.append({"name": f"{rt.plural}/{sub}", "singularName": "",
+                                      "namespaced": rt.namespaced, "kind": rt.kind,
+                                      "verbs": list(sub_verbs)})
+        return verbs.json_response({
             "kind": "APIResourceList",
             "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version,
@@ -242,7 +232,22 @@ class ApiServer:
 
     # -- resources ---------------------------------------------------------------------
 
-    def _route(self, request: web.Request) -> tuple[ResourceType, str | None, str | None, str | None]:
+    def add_subresource(self, resource: str, name: str, handler: SubresourceHandler,
+                        verbs: tuple[str, ...] = ("get",)) -> None:
+        """Serve `{resource}/{name}` (e.g. "pods", "log") with `handler(request, target)`
+        for every method; discovery lists it with `verbs`. This is the extension point
+        for subresources the registry does not serve (pods/log, pods/exec, pods/attach,
+        pods/portforward). Call before serving."""
+        rt = kinds.by_resource(resource)
+        self._subresources[(rt.resource, name)] = (handler, verbs)
+
+    def add_api_group(self, group: ApiGroup) -> None:
+        """Serve a whole group/version (e.g. metrics.k8s.io/v1beta1) with `group`: its
+        paths go to `group.handle`, and discovery (/apis, /apis/{group}/{version}) lists
+        it. Call before serving."""
+        self._groups[(group.group, group.version)] = group
+
+    def _route(self, request: web.Request) -> verbs.Target:
         group = request.match_info.get("group", "")
         version = request.match_info["version"]
         segs = [s for s in request.match_info["rest"].split("/") if s]
@@ -264,167 +269,43 @@ class ApiServer:
             raise errors.NotFound(f"{rt.resource} is not a namespaced resource")
         name = segs[1] if len(segs) > 1 else None
         sub = segs[2] if len(segs) > 2 else None
-        if sub == "finalize" and rt.kind == "Namespace":
-            sub = "status"  # namespace finalize: spec.finalizers, treated like status here
-        if sub is not None and sub not in rt.subresources:
+        if sub is not None and sub not in rt.subresources and (rt.resource, sub) not in self._subresources:
             raise errors.NotFound(f'{rt.resource} has no subresource "{sub}"')
-        return rt, namespace, name, sub
+        return verbs.Target(rt, namespace, name, sub)
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
-        rt, namespace, name, sub = self._route(request)
-        method = request.method
-        q = request.query
-        dry_run = q.get("dryRun") == "All"
-        reg = self.registry
-        if method == "GET":
-            if name is None:
-                if _bool_param(request, "watch"):
-                    return await self._watch(request, rt, namespace)
-                items, rev = await reg.list(
-                    rt, namespace,
-                    label_selector=q.get("labelSelector"),
-                    field_selector=q.get("fieldSelector"),
-                )
-                if _wants_table(request):
-                    table = printers.table(rt.kind, items)
-                    table.setdefault("metadata", {})["resourceVersion"] = str(rev)
-                    return _json(table)
-                return _json({
-                    "kind": rt.list_kind,
-                    "apiVersion": rt.api_version,
-                    "metadata": {"resourceVersion": str(rev)},
-                    "items": items,
-                })
-            obj = await reg.get(rt, namespace, name)
-            if sub == "scale":
-                return _json(reg.scale_of(rt, obj))
-            if _wants_table(request):
-                return _json(printers.table(rt.kind, [obj]))
-            return _json(obj)
-        if method == "POST":
-            if name is not None:
-                raise errors.MethodNotAllowed(f"POST is not allowed on a named {rt.singular}")
-            body = await _read_body(request)
-            obj = await reg.create(rt, namespace, body, dry_run=dry_run)
-            return _json(obj, 201)
-        if method == "PUT":
-            if name is None:
-                raise errors.MethodNotAllowed("PUT needs a named object")
-            body = await _read_body(request)
-            return _json(await reg.update(rt, namespace, name, body, subresource=sub, dry_run=dry_run))
-        if method == "PATCH":
-            if name is None:
-                raise errors.MethodNotAllowed("PATCH needs a named object")
-            ctype = request.content_type
-            if ctype not in PATCH_TYPES:
-                raise errors.UnsupportedMediaType(
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(sorted(PATCH_TYPES))}"
-                )
-            raw = await request.read()
-            try:
-                body = yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw or b"null")
-            except (ValueError, yaml.YAMLError) as exc:
-                raise errors.BadRequest(f"the patch is not valid JSON: {exc}") from None
-            return _json(await reg.patch(rt, namespace, name, body, ctype,
-                                         subresource=sub, dry_run=dry_run))
-        if method == "DELETE":
-            opts: dict[str, Any] = {}
-            raw = await request.read()
-            if raw and request.content_type == protobuf.MEDIA_TYPE:
-                opts = protobuf.decode_body(raw)
-            elif raw:
-                try:
-                    opts = json.loads(raw) or {}
-                except ValueError as exc:
-                    raise errors.BadRequest(f"DeleteOptions are not valid JSON: {exc}") from None
-                if not isinstance(opts, dict):
-                    raise errors.BadRequest("DeleteOptions must be an object")
-            policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
-            if policy is None and opts.get("orphanDependents") is True:
-                policy = "Orphan"
-            grace = q.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
-            grace_int = None
-            if grace is not None:
-                try:
-                    grace_int = int(grace)
-                except (TypeError, ValueError):
-                    raise errors.BadRequest(f"gracePeriodSeconds: expected an integer, got {grace!r}") from None
-            if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-                raise errors.BadRequest(
-                    f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                    '"Orphan", "Background", "Foreground"'
-                )
-            if name is None:
-                deleted = await reg.delete_collection(
-                    rt, namespace,
-                    label_selector=q.get("labelSelector"),
-                    field_selector=q.get("fieldSelector"),
-                    propagation_policy=policy,
-                    grace_period_seconds=grace_int,
-                )
-                return _json({"kind": rt.list_kind, "apiVersion": rt.api_version,
-                              "metadata": {}, "items": deleted})
-            obj = await reg.delete(
-                rt, namespace, name,
-                propagation_policy=policy,
-                grace_period_seconds=grace_int,
-                preconditions=opts.get("preconditions"),
-                dry_run=dry_run,
-            )
-            if obj.get("metadata", {}).get("deletionTimestamp") and rt.kind != "Pod":
-                return _json(obj, 202 if obj["metadata"].get("finalizers") else 200)
-            return _json(obj)
-        raise errors.MethodNotAllowed(f"{method} is not allowed")
+        extra = self._groups.get((request.match_info.get("group", ""),
+                                  request.match_info["version"]))
+        if extra is not None:
+            return await extra.handle(request, request.match_info["rest"])
+        target = self._route(request)
+        if target.subresource is not None:
+            served = self._subresources.get((target.type.resource, target.subresource))
+            if served is not None:
+                return await served[0](request, target)
+        return await verbs.HANDLERS[verb_of(request.method, target, request)](
+            self.registry, request, target)
 
-    async def _watch(
-        self, request: web.Request, rt: ResourceType, namespace: str | None
-    ) -> web.StreamResponse:
-        q = request.query
-        rv_text = q.get("resourceVersion") or ""
-        try:
-            rv = int(rv_text) if rv_text not in ("", "0") else None
-        except ValueError:
-            raise errors.BadRequest(f"resourceVersion: expected an integer, got {rv_text!r}") from None
-        timeout = None
-        if q.get("timeoutSeconds"):
-            try:
-                timeout = float(q["timeoutSeconds"])
-            except ValueError:
-                raise errors.BadRequest("timeoutSeconds: expected a number") from None
-        events = await self.registry.watch(
-            rt, namespace,
-            resource_version=rv,
-            label_selector=q.get("labelSelector"),
-            field_selector=q.get("fieldSelector"),
-        )
-        table = _wants_table(request)
-        response = web.StreamResponse(headers={"Content-Type": "application/json",
-                                               "Transfer-Encoding": "chunked"})
-        await response.prepare(request)
 
-        async def pump() -> None:
-            async for event in events:
-                obj = event.object
-                if table:
-                    obj = printers.table(rt.kind, [obj])
-                line = json.dumps({"type": event.type, "object": obj}, separators=(",", ":"))
-                await response.write(line.encode() + b"\n")
-
-        try:
-            await asyncio.wait_for(pump(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        except errors.StatusError as err:
-            line = json.dumps({"type": "ERROR", "object": err.to_status()})
-            await response.write(line.encode() + b"\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            await events.aclose()
-            raise
-        finally:
-            await events.aclose()
-        try:
-            await response.write_eof()
-        except ConnectionResetError:
-            pass
-        return response
+def verb_of(method: str, target: verbs.Target, request: web.Request) -> str:
+    """The Kubernetes verb of a request, or MethodNotAllowed."""
+    named = target.name is not None
+    if method == "GET":
+        if named:
+            return "get"
+        return "watch" if _bool_param(request, "watch") else "list"
+    if method == "POST":
+        if named:
+            raise errors.MethodNotAllowed(f"POST is not allowed on a named {target.type.singular}")
+        return "create"
+    if method == "PUT":
+        if not named:
+            raise errors.MethodNotAllowed("PUT needs a named object")
+        return "update"
+    if method == "PATCH":
+        if not named:
+            raise errors.MethodNotAllowed("PATCH needs a named object")
+        return "patch"
+    if method == "DELETE":
+        return "delete" if named else "deletecollection"
+    raise errors.MethodNotAllowed(f"{method} is not allowed")

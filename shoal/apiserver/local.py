@@ -16,27 +16,14 @@ import contextlib
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from shoal.api import errors, kinds
-from shoal.api.client import Obj, WatchEvent
+from shoal.api import client as api_client, kinds
+from shoal.api.builtin.namespaces import SYSTEM_NAMESPACES, ensure_namespaces
+from shoal.api.client import PATCH_CONTENT_TYPES, Obj, WatchEvent
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.registry import Registry, ServiceAllocator
 from shoal.store import Store
 
-PATCH_CONTENT_TYPES = {
-    "merge": "application/merge-patch+json",
-    "json": "application/json-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-}
-
-BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-def _name_of(obj: Obj) -> tuple[str | None, str]:
-    meta = obj.get("metadata") or {}
-    name = meta.get("name")
-    if not name:
-        raise errors.BadRequest("metadata.name: Required value")
-    return meta.get("namespace"), name
+__all__ = ["LocalClient", "PATCH_CONTENT_TYPES", "SYSTEM_NAMESPACES", "ensure_namespaces"]
 
 
 class LocalClient:
@@ -88,11 +75,11 @@ class LocalClient:
         return await self.registry.create(rt, namespace, obj)
 
     async def update(self, resource: str, obj: Obj) -> Obj:
-        namespace, name = _name_of(obj)
+        namespace, name = api_client.name_of(obj)
         return await self.registry.update(kinds.by_resource(resource), namespace, name, obj)
 
     async def update_status(self, resource: str, obj: Obj) -> Obj:
-        namespace, name = _name_of(obj)
+        namespace, name = api_client.name_of(obj)
         return await self.registry.update(
             kinds.by_resource(resource), namespace, name, obj, subresource="status"
         )
@@ -107,14 +94,9 @@ class LocalClient:
         *,
         subresource: str | None = None,
     ) -> Obj:
-        try:
-            content_type = PATCH_CONTENT_TYPES[patch_type]
-        except KeyError:
-            raise errors.BadRequest(
-                f"patch_type: expected one of {', '.join(PATCH_CONTENT_TYPES)}, got {patch_type!r}"
-            ) from None
         return await self.registry.patch(
-            kinds.by_resource(resource), namespace, name, patch, content_type,
+            kinds.by_resource(resource), namespace, name, patch,
+            api_client.patch_content_type(patch_type),
             subresource=subresource,
         )
 
@@ -152,14 +134,3 @@ class LocalClient:
                 yield event
         finally:
             await events.aclose()
-
-
-async def ensure_namespaces(client: Any) -> None:
-    """Create the namespaces every Kubernetes cluster has, if missing."""
-    for name in BOOTSTRAP_NAMESPACES:
-        try:
-            await client.create(
-                "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            )
-        except errors.AlreadyExists:
-            pass

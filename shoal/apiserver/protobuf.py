@@ -40,6 +40,7 @@ from typing import Any
 from google.protobuf import message as _message
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from shoal import timestamps
 from shoal.api import errors
 from shoal.apiserver.k8sproto import (
     apps_v1_pb2,
@@ -212,9 +213,7 @@ def format_time(seconds: int, nanos: int, *, micro: bool = False) -> str:
         t = _EPOCH + datetime.timedelta(seconds=seconds, microseconds=nanos // 1000)
     except OverflowError:
         raise MalformedBody(f"time out of range: {seconds} seconds since the epoch") from None
-    if micro:
-        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamps.format_micro_time(t) if micro else timestamps.format_time(t)
 
 
 def format_duration(nanos: int) -> str:
@@ -358,11 +357,9 @@ def _scalar(field: FieldDescriptor, value: Any, where: str) -> Any:
 def parse_time(text: Any, where: str) -> tuple[int, int]:
     """RFC 3339 -> (seconds, nanos) since the epoch."""
     try:
-        t = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        t = timestamps.parse_time(str(text))
     except ValueError:
         raise MalformedBody(f"{where}: expected an RFC 3339 time, got {text!r}") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=datetime.timezone.utc)
     delta = t - _EPOCH
     seconds = delta.days * 86400 + delta.seconds
     return seconds, delta.microseconds * 1000

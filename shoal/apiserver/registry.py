@@ -4,9 +4,13 @@ This is where Kubernetes' generic registry semantics live (k8s.io/apiserver's
 `registry/generic`): server-set metadata (uid, creationTimestamp, generation,
 resourceVersion), defaulting -> mutating admission -> validation -> validating admission,
 compare-and-swap updates, no-op updates that write nothing, the `status` and `scale`
-subresources, graceful deletion (deletionTimestamp while finalizers remain; pods on a
-node wait for the node agent), namespace lifecycle checks and Service address
-allocation. The HTTP layer only parses requests and renders results.
+subresources, graceful deletion (deletionTimestamp while finalizers remain) and
+namespace lifecycle checks. What differs per kind (status on create, a Service's
+addresses, a pod's grace period, a namespace's Terminating phase) is asked of the kind's
+`shoal.api.strategy.Strategy` (registered with the kind); nothing here names a kind, so
+a kind registered later plugs in without changing this module. The registry itself is
+the strategies' `ServerServices` (its `services` allocator). The HTTP layer only parses
+requests and renders results.
 
 Concurrency: every method is a coroutine; the store serialises writes, and each
 read-modify-write here is guarded by the store's compare-and-swap, retried for patches
@@ -16,34 +20,26 @@ read-modify-write here is guarded by the store's compare-and-swap, retried for p
 from __future__ import annotations
 
 import copy
-import datetime
 import secrets
 import uuid
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator
 
+from shoal import timestamps
 from shoal.api import defaults, errors, kinds, patch as patches, selectors, validation
+from shoal.api import strategy as strategies
 from shoal.api.client import WatchEvent
 from shoal.api.kinds import ResourceType
+from shoal.api.strategy import ServiceAllocator
+from shoal.apiserver import watches
 from shoal.apiserver.admission import AdmissionChain, AdmissionRequest
-from shoal.store import Compacted, KeyExists, Store
+from shoal.store import KeyExists, Store
+
+__all__ = ["Registry", "ServiceAllocator", "PATCH_RETRIES"]
 
 Obj = dict[str, Any]
 
 PATCH_RETRIES = 5
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' utilrand alphabet
-
-
-class ServiceAllocator(Protocol):
-    """Hands out ClusterIPs and NodePorts (implemented by shoal.network)."""
-
-    def allocate_cluster_ip(self, service_key: str, requested: str | None = None) -> str: ...
-    def release_cluster_ip(self, service_key: str) -> None: ...
-    def allocate_node_port(self, service_key: str, requested: int | None = None) -> int: ...
-    def release_node_ports(self, service_key: str) -> None: ...
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ns_key(rt: ResourceType, namespace: str | None) -> str:
@@ -148,43 +144,7 @@ class Registry:
                 f"too old resource version: {resource_version} "
                 f"({self.store.compacted_revision})"
             )
-        return self._watch(rt, ns, resource_version, matches)
-
-    async def _watch(self, rt, ns, resource_version, matches) -> AsyncIterator[WatchEvent]:
-        visible: set[tuple[str, str]] = set()
-        after = resource_version or 0
-        if not resource_version:
-            items, after = await self.store.list(rt.resource, ns)
-            for obj in items:
-                if matches(obj):
-                    visible.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
-                    yield WatchEvent("ADDED", obj)
-        try:
-            async for event in self.store.watch(rt.resource, ns, after):
-                obj = event.object
-                key = (event.namespace, event.name)
-                if event.type == "DELETED":
-                    if key in visible or matches(obj):
-                        visible.discard(key)
-                        yield WatchEvent("DELETED", obj)
-                    continue
-                if matches(obj):
-                    # Without the previous state (the log keeps none), a watch from a
-                    # revision passes the store's own type; from-now watches know better.
-                    known = key in visible
-                    visible.add(key)
-                    if known:
-                        etype = "MODIFIED"
-                    elif resource_version:
-                        etype = event.type
-                    else:
-                        etype = "ADDED"
-                    yield WatchEvent(etype, obj)
-                elif key in visible:
-                    visible.discard(key)
-                    yield WatchEvent("DELETED", obj)
-        except Compacted as exc:
-            raise errors.Gone(str(exc)) from None
+        return watches.filtered_events(self.store, rt.resource, ns, resource_version, matches)
 
     # -- create ------------------------------------------------------------------------
 
@@ -194,9 +154,7 @@ class Registry:
         obj = self._check_body(rt, body, namespace)
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(
-                secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
-            )
+            meta["name"] = meta["generateName"] + random_suffix()
         ns_obj = await self._namespace_obj(rt, meta.get("namespace"))
         if ns_obj is not None and ns_obj.get("metadata", {}).get("deletionTimestamp"):
             raise errors.Forbidden(
@@ -207,9 +165,10 @@ class Registry:
                     "managedFields", "selfLink"):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now_rfc3339()
+        meta["creationTimestamp"] = timestamps.now()
         meta["generation"] = 1
-        obj = self._prepare_create(rt, obj)
+        strategy = kinds.strategy_of(rt)
+        strategy.prepare_for_create(obj, rt.subresources)
         obj = defaults.apply_defaults(obj)
         request = AdmissionRequest("CREATE", rt, obj, None, ns_obj, dry_run)
         # Defaults apply again to what mutating admission added (as Kubernetes re-defaults
@@ -220,14 +179,14 @@ class Registry:
         name = obj["metadata"]["name"]
         if dry_run:
             return obj
-        allocated = self._allocate(rt, obj, None)
+        allocated = strategy.allocate(obj, None, self)
         try:
             return await self.store.create(rt.resource, _ns_key(rt, namespace), name, obj)
         except KeyExists:
-            self._release(rt, obj, allocated)
+            strategy.release(obj, allocated, self)
             raise errors.AlreadyExists.of(rt.resource, name) from None
         except BaseException:
-            self._release(rt, obj, allocated)
+            strategy.release(obj, allocated, self)
             raise
 
     def _check_body(self, rt: ResourceType, body: Any, namespace: str | None) -> Obj:
@@ -264,80 +223,6 @@ class Registry:
             meta.pop("namespace", None)
         return obj
 
-    @staticmethod
-    def _prepare_create(rt: ResourceType, obj: Obj) -> Obj:
-        """Kubernetes' PrepareForCreate: status is the server's, not the client's."""
-        if rt.kind == "Namespace":
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
-        elif rt.kind == "Pod":
-            obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj)}
-        elif rt.kind == "PersistentVolumeClaim":
-            obj["status"] = {"phase": "Pending"}
-        elif rt.kind == "Service":
-            obj["status"] = {"loadBalancer": {}}
-        elif "status" in rt.subresources:
-            obj["status"] = {}
-        return obj
-
-    # -- service address allocation -----------------------------------------------------
-
-    def _allocate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> dict[str, Any]:
-        """Allocate ClusterIP/NodePorts a Service needs; returns what was newly taken."""
-        taken: dict[str, Any] = {}
-        if rt.kind != "Service" or self.services is None:
-            return taken
-        spec = obj.setdefault("spec", {})
-        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        try:
-            if spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None":
-                old_ip = (old or {}).get("spec", {}).get("clusterIP")
-                if not old_ip:
-                    ip = self.services.allocate_cluster_ip(key, spec.get("clusterIP") or None)
-                    spec["clusterIP"] = ip
-                    spec["clusterIPs"] = [ip]
-                    taken["clusterIP"] = ip
-            if spec.get("type") in ("NodePort", "LoadBalancer"):
-                old_ports = {
-                    (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                    for p in (old or {}).get("spec", {}).get("ports", [])
-                }
-                for i, port in enumerate(spec.get("ports", [])):
-                    previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
-                    wanted = port.get("nodePort") or previous
-                    if wanted and wanted == previous:
-                        port["nodePort"] = wanted
-                        continue
-                    try:
-                        port["nodePort"] = self.services.allocate_node_port(key, wanted)
-                    except errors.StatusError:
-                        raise
-                    except Exception as exc:  # allocator errors name the problem
-                        raise errors.Invalid(
-                            "Service", obj["metadata"]["name"],
-                            [errors.invalid(f"spec.ports[{i}].nodePort", wanted, str(exc))],
-                        ) from None
-                    taken.setdefault("nodePorts", []).append(port["nodePort"])
-        except errors.StatusError:
-            self._release(rt, obj, taken)
-            raise
-        except Exception as exc:
-            self._release(rt, obj, taken)
-            raise errors.Invalid(
-                "Service", obj["metadata"]["name"],
-                [errors.invalid("spec.clusterIP", spec.get("clusterIP"), str(exc))],
-            ) from None
-        return taken
-
-    def _release(self, rt: ResourceType, obj: Obj, taken: dict[str, Any] | None) -> None:
-        if rt.kind != "Service" or self.services is None:
-            return
-        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        if taken is None or "clusterIP" in taken:
-            self.services.release_cluster_ip(key)
-        if taken is None or taken.get("nodePorts"):
-            self.services.release_node_ports(key)
-
     # -- update ------------------------------------------------------------------------
 
     async def update(
@@ -352,7 +237,7 @@ class Registry:
     ) -> Obj:
         if subresource == "scale":
             return await self._update_scale(rt, namespace, name, body, dry_run=dry_run)
-        if subresource not in (None, "status"):
+        if subresource is not None and subresource not in rt.subresources:
             raise errors.NotFound(f'{rt.resource} has no subresource "{subresource}"')
         obj = self._check_body(rt, body, namespace)
         if obj["metadata"].get("name") not in (None, name):
@@ -372,8 +257,11 @@ class Registry:
     ) -> Obj:
         name = current["metadata"]["name"]
         namespace = current["metadata"].get("namespace")
-        new = self._merge_server_fields(rt, current, obj, subresource)
-        new = defaults.apply_defaults(defaults.preserve_allocated(new, current))
+        strategy = kinds.strategy_of(rt)
+        new = _merge_server_fields(rt, strategy, current, obj, subresource)
+        if subresource is None:
+            strategy.prepare_for_update(new, current)
+        new = defaults.apply_defaults(new)
         ns_obj = await self._namespace_obj(rt, namespace) if rt.namespaced else None
         if subresource is None:
             new = defaults.apply_defaults(await self.admission.mutate(
@@ -392,7 +280,7 @@ class Registry:
             return current  # a no-op update writes nothing, as Kubernetes does
         if dry_run:
             return new
-        if self._finalized(rt, new):
+        if _finalized(strategy, new):
             # The last finalizer is gone: the object goes away now.
             ok, deleted = await self.store.delete(
                 rt.resource, _ns_key(rt, namespace), name,
@@ -400,59 +288,21 @@ class Registry:
             )
             if not ok:
                 raise errors.Conflict.stale(rt.resource, name)
-            self._release(rt, current, None)
+            strategy.release(current, None, self)
             return deleted or new
-        allocated = self._allocate(rt, new, current) if subresource is None else {}
+        allocated = strategy.allocate(new, current, self) if subresource is None else None
         ok, stored = await self.store.update(
             rt.resource, _ns_key(rt, namespace), name, new,
             int(current["metadata"]["resourceVersion"]),
         )
         if not ok:
-            self._release(rt, new, allocated) if allocated else None
+            if allocated:
+                strategy.release(new, allocated, self)
             if stored is None:
                 raise errors.NotFound.of(rt.resource, name)
             raise errors.Conflict.stale(rt.resource, name)
         assert stored is not None
         return stored
-
-    @staticmethod
-    def _finalized(rt: ResourceType, obj: Obj) -> bool:
-        """True when a deleted object has nothing left holding it: no finalizers (for a
-        Namespace also no spec.finalizers), and for a pod no grace period still running."""
-        meta = obj["metadata"]
-        if not meta.get("deletionTimestamp") or meta.get("finalizers"):
-            return False
-        if rt.kind == "Namespace":
-            return not (obj.get("spec") or {}).get("finalizers")
-        if rt.kind == "Pod":
-            return not meta.get("deletionGracePeriodSeconds")
-        return True
-
-    @staticmethod
-    def _merge_server_fields(
-        rt: ResourceType, current: Obj, obj: Obj, subresource: str | None
-    ) -> Obj:
-        """What the client may change: spec+metadata on the main resource, status only on
-        /status. Server-owned metadata always comes from the stored object."""
-        if subresource == "status":
-            new = copy.deepcopy(current)
-            if "status" in obj:
-                new["status"] = obj["status"]
-            return new
-        new = obj
-        meta, cur_meta = new["metadata"], current["metadata"]
-        for key in ("uid", "creationTimestamp", "deletionTimestamp",
-                    "deletionGracePeriodSeconds", "namespace", "generation"):
-            if key in cur_meta:
-                meta[key] = cur_meta[key]
-            else:
-                meta.pop(key, None)
-        if "status" in rt.subresources or rt.kind in ("Namespace",):
-            if "status" in current:
-                new["status"] = copy.deepcopy(current["status"])
-            else:
-                new.pop("status", None)
-        return new
 
     async def _update_scale(
         self, rt: ResourceType, namespace: str | None, name: str, body: Any, *, dry_run: bool
@@ -577,7 +427,9 @@ class Registry:
                 )
             if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
                 raise errors.Conflict.stale(rt.resource, name)
-            graceful = self._graceful_delete(rt, current, propagation_policy, grace_period_seconds)
+            strategy = kinds.strategy_of(rt)
+            graceful = _graceful_delete(strategy, current, propagation_policy,
+                                        grace_period_seconds)
             if dry_run:
                 return graceful or current
             rev = int(meta["resourceVersion"])
@@ -590,49 +442,13 @@ class Registry:
             else:
                 ok, stored = await self.store.delete(rt.resource, _ns_key(rt, namespace), name, rev)
                 if ok:
-                    self._release(rt, current, None)
+                    strategy.release(current, None, self)
             if ok:
                 assert stored is not None
                 return stored
             if stored is None:
                 raise errors.NotFound.of(rt.resource, name)
         raise errors.Conflict.stale(rt.resource, name)
-
-    @staticmethod
-    def _graceful_delete(
-        rt: ResourceType, current: Obj, policy: str | None, grace: int | None
-    ) -> Obj | None:
-        """The object with deletionTimestamp set when deletion must wait (finalizers, a
-        pod on a node, a namespace to empty), or None to delete it now."""
-        meta = current["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        elif policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-        wait = bool(finalizers)
-        new = copy.deepcopy(current)
-        if rt.kind == "Namespace":
-            wait = True
-            new.setdefault("status", {})["phase"] = "Terminating"
-        if rt.kind == "Pod" and current.get("spec", {}).get("nodeName"):
-            pod_grace = current["spec"].get("terminationGracePeriodSeconds", 30)
-            grace = pod_grace if grace is None else grace
-            phase = current.get("status", {}).get("phase")
-            if grace > 0 and phase not in ("Succeeded", "Failed"):
-                wait = True
-                if meta.get("deletionGracePeriodSeconds") is None or grace < meta[
-                    "deletionGracePeriodSeconds"
-                ]:
-                    new["metadata"]["deletionGracePeriodSeconds"] = grace
-        if not wait:
-            return None
-        new_meta = new["metadata"]
-        new_meta["finalizers"] = finalizers
-        if not finalizers:
-            new_meta.pop("finalizers")
-        new_meta.setdefault("deletionTimestamp", now_rfc3339())
-        return new
 
     async def delete_collection(
         self,
@@ -664,28 +480,73 @@ def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
-def _qos_class(pod: Obj) -> str:
-    """Kubernetes' QoS class from the containers' requests and limits."""
-    containers = (pod.get("spec") or {}).get("containers") or []
-    if not isinstance(containers, list):
-        return "BestEffort"
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        if not isinstance(c, dict):
-            continue
-        res = c.get("resources") or {}
-        limits, requests = res.get("limits") or {}, res.get("requests") or {}
-        if limits or requests:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in limits or (r in requests and str(requests[r]) != str(limits[r])):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
 def random_suffix(n: int = 5) -> str:
+    """n random characters from Kubernetes' name-suffix alphabet (no vowels, no 0/1/3)."""
     return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(n))
 
+
+
+def _merge_server_fields(
+    rt: ResourceType, strategy: strategies.Strategy, current: Obj, obj: Obj,
+    subresource: str | None,
+) -> Obj:
+    """What the client may change: spec+metadata on the main resource, on a subresource
+    what the strategy's `merge_subresource` takes (status only on /status). Server-owned
+    metadata always comes from the stored object."""
+    if subresource is not None:
+        merged = strategy.merge_subresource(subresource, current, obj)
+        if merged is None:
+            raise errors.MethodNotAllowed(
+                f'{rt.resource}/{subresource} cannot be written through the registry')
+        return merged
+    new = obj
+    meta, cur_meta = new["metadata"], current["metadata"]
+    for key in ("uid", "creationTimestamp", "deletionTimestamp",
+                "deletionGracePeriodSeconds", "namespace", "generation"):
+        if key in cur_meta:
+            meta[key] = cur_meta[key]
+        else:
+            meta.pop(key, None)
+    keeps_status = strategy.keeps_status
+    if keeps_status is None:
+        keeps_status = "status" in rt.subresources
+    if keeps_status:
+        if "status" in current:
+            new["status"] = copy.deepcopy(current["status"])
+        else:
+            new.pop("status", None)
+    return new
+
+
+def _finalized(strategy: strategies.Strategy, obj: Obj) -> bool:
+    """True when a deleted object has nothing left holding it: no finalizers, and
+    nothing the kind's strategy still waits for (a namespace's spec.finalizers, a pod's
+    grace period)."""
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    return strategy.finalized(obj)
+
+
+def _graceful_delete(
+    strategy: strategies.Strategy, current: Obj, policy: str | None, grace: int | None
+) -> Obj | None:
+    """The object with deletionTimestamp set when deletion must wait (finalizers, or what
+    the kind's strategy waits for: a pod on a node, a namespace to empty), or None to
+    delete it now."""
+    meta = current["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+        finalizers.append("foregroundDeletion")
+    elif policy == "Orphan" and "orphan" not in finalizers:
+        finalizers.append("orphan")
+    new = copy.deepcopy(current)
+    wait = strategy.prepare_for_delete(current, new, grace) or bool(finalizers)
+    if not wait:
+        return None
+    new_meta = new["metadata"]
+    new_meta["finalizers"] = finalizers
+    if not finalizers:
+        new_meta.pop("finalizers")
+    new_meta.setdefault("deletionTimestamp", timestamps.now())
+    return new

@@ -16,15 +16,12 @@ from urllib.parse import quote
 import httpx
 import yaml
 
-from shoal.api import errors, kinds
-from shoal.api.client import Obj, WatchEvent
+from shoal.api import client as api_client, errors, kinds
+from shoal.api.client import PATCH_CONTENT_TYPES, Obj, WatchEvent
 from shoal.api.kinds import ResourceType
 
-PATCH_CONTENT_TYPES = {
-    "merge": "application/merge-patch+json",
-    "json": "application/json-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-}
+__all__ = ["HttpClient", "KubeconfigError", "load_kubeconfig", "PATCH_CONTENT_TYPES", "TABLE_ACCEPT"]
+
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 
@@ -153,21 +150,20 @@ class HttpClient:
 
     async def update(self, resource: str, obj: Obj) -> Obj:
         rt = kinds.by_resource(resource)
-        meta = obj.get("metadata") or {}
-        return await self.request("PUT", _path(rt, meta.get("namespace"), meta.get("name")), body=obj)
+        namespace, name = api_client.name_of(obj)
+        return await self.request("PUT", _path(rt, namespace, name), body=obj)
 
     async def update_status(self, resource: str, obj: Obj) -> Obj:
         rt = kinds.by_resource(resource)
-        meta = obj.get("metadata") or {}
-        return await self.request(
-            "PUT", _path(rt, meta.get("namespace"), meta.get("name"), "status"), body=obj)
+        namespace, name = api_client.name_of(obj)
+        return await self.request("PUT", _path(rt, namespace, name, "status"), body=obj)
 
     async def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
                     patch_type: str = "merge", *, subresource: str | None = None) -> Obj:
         rt = kinds.by_resource(resource)
         return await self.request(
             "PATCH", _path(rt, namespace, name, subresource), body=patch,
-            content_type=PATCH_CONTENT_TYPES[patch_type],
+            content_type=api_client.patch_content_type(patch_type),
         )
 
     async def delete(self, resource: str, namespace: str | None, name: str, *,

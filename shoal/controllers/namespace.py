@@ -11,7 +11,9 @@
   anything is left the reconcile polls again after `poll` seconds; once nothing is
   left, the `kubernetes` finalizer is removed from spec.finalizers and the server
   removes the namespace.
-- `ensure_namespaces` creates `default` and `kube-system` at start if missing.
+- `ensure_namespaces` (from `shoal.api.builtin.namespaces`, the one home of the list)
+  creates the namespaces every cluster has (default, kube-system, kube-public,
+  kube-node-lease) at start if missing.
 
 Nothing is written to a terminating namespace object until it is empty: with no
 metadata.finalizers, any write to it completes its deletion on this API server.
@@ -28,7 +30,8 @@ from typing import Iterable
 
 from shoal.api import errors as api_errors
 from shoal.api import kinds
-from shoal.api.client import ApiClient, Obj
+from shoal.api.builtin.namespaces import FINALIZER, SYSTEM_NAMESPACES, ensure_namespaces
+from shoal.api.client import Obj
 from shoal.controllers import engine, pods as podutil
 from shoal.controllers.engine import Change, Controller, Manager, Request, Result
 from shoal.controllers.events import EventRecorder
@@ -39,23 +42,14 @@ NAMESPACES = "namespaces"
 SERVICEACCOUNTS = "serviceaccounts"
 CONFIGMAPS = "configmaps"
 ROOT_CA = "kube-root-ca.crt"
-FINALIZER = "kubernetes"
-STARTUP_NAMESPACES = ("default", "kube-system")
+
+__all__ = ["NamespaceController", "FINALIZER", "SYSTEM_NAMESPACES", "ensure_namespaces",
+           "default_service_account", "namespaced_resources"]
 
 
 def default_service_account(namespace: str) -> Obj:
     return {"apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": "default", "namespace": namespace}}
-
-
-async def ensure_namespaces(client: ApiClient, names: Iterable[str] = STARTUP_NAMESPACES) -> None:
-    """Create the namespaces a cluster always has, if missing."""
-    for name in names:
-        try:
-            await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                             "metadata": {"name": name}})
-        except api_errors.AlreadyExists:
-            pass
 
 
 def namespaced_resources() -> list[str]:

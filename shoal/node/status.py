@@ -14,6 +14,8 @@ import dataclasses
 import datetime as dt
 from typing import Any, Mapping, Sequence
 
+from shoal.api.builtin import podstrategy
+
 Obj = dict[str, Any]
 
 
@@ -168,18 +170,5 @@ def merge_conditions(new: list[Obj], old: Sequence[Mapping[str, Any]] | None, no
     return out
 
 
-def qos_class(spec: Mapping[str, Any]) -> str:
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        limits, requests = res.get("limits") or {}, res.get("requests") or {}
-        if limits or requests:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in limits or requests.get(r, limits.get(r)) != limits.get(r):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+qos_class = podstrategy.qos_class
+"""The pod's QoS class; one home with the API server's (`shoal.api.builtin.podstrategy`)."""

@@ -7,6 +7,7 @@ return lists of `FieldError`s at the path they are given.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Iterable
 
 from shoal.api import errors, names, selectors
@@ -125,8 +126,6 @@ def immutable(path: str, new: Any, old: Any) -> Errs:
 def _short(value: Any) -> Any:
     """A value fit for an error message: containers as compact JSON-ish text."""
     if isinstance(value, (dict, list)):
-        import json
-
         text = json.dumps(value, sort_keys=True, separators=(",", ":"))
         return text if len(text) <= 200 else text[:197] + "..."
     return value

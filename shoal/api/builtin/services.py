@@ -1,8 +1,10 @@
 """Services and Endpoints: defaults (`SetDefaults_Service`, `SetDefaults_EndpointPort`),
 validation (`ValidateService`, `ValidateEndpoints`), ClusterIP immutability on update.
 
-The NodePort range and ClusterIP allocation are the API server's (it owns the ranges);
-here a nodePort is only checked to be a port number. Pure; see the package docstring.
+The NodePort range and ClusterIP pools are the API server's (it owns the ranges); here a
+nodePort is only checked to be a port number. `ServiceStrategy` asks the server's
+allocator (the `ServerServices` protocol) for addresses before a write; everything else
+is pure; see the package docstring.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from shoal.api import errors, names
 from shoal.api.builtin import fields as f
 from shoal.api.builtin.fields import Errs, as_dict, as_list, set_default
 from shoal.api.builtin.pods import PROTOCOLS
+from shoal.api.strategy import ServerServices, Strategy
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 AFFINITIES = ("None", "ClientIP")
@@ -158,6 +161,80 @@ def preserve_allocated(new: dict[str, Any], old: dict[str, Any]) -> None:
                 prev = old_ports.get((port.get("port"), port.get("protocol") or "TCP"))
                 if prev and prev.get("nodePort"):
                     port["nodePort"] = prev["nodePort"]
+
+
+class ServiceStrategy(Strategy):
+    """A new Service has an empty load-balancer status; on update it keeps the addresses
+    the server allocated (`preserve_allocated`). Before a write it takes a ClusterIP
+    (unless headless or ExternalName) and NodePorts (NodePort/LoadBalancer) from the
+    server's allocator, keyed by namespace/name; they are released when the write fails
+    or the Service is deleted."""
+
+    def prepare_for_create(self, obj: dict[str, Any], subresources: tuple[str, ...]) -> None:
+        obj["status"] = {"loadBalancer": {}}
+
+    def prepare_for_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        preserve_allocated(new, old)
+
+    def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None,
+                 server: ServerServices) -> dict[str, Any]:
+        taken: dict[str, Any] = {}
+        allocator = server.services
+        if allocator is None:
+            return taken
+        spec = obj.setdefault("spec", {})
+        key = _allocation_key(obj)
+        try:
+            if spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None":
+                if not as_dict(as_dict(old).get("spec")).get("clusterIP"):
+                    ip = allocator.allocate_cluster_ip(key, spec.get("clusterIP") or None)
+                    spec["clusterIP"] = ip
+                    spec["clusterIPs"] = [ip]
+                    taken["clusterIP"] = ip
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                old_ports = {(as_dict(p).get("port"), as_dict(p).get("protocol", "TCP")):
+                             as_dict(p).get("nodePort")
+                             for p in as_list(as_dict(as_dict(old).get("spec")).get("ports"))}
+                for i, port in enumerate(as_list(spec.get("ports"))):
+                    previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+                    wanted = port.get("nodePort") or previous
+                    if wanted and wanted == previous:
+                        port["nodePort"] = wanted
+                        continue
+                    try:
+                        port["nodePort"] = allocator.allocate_node_port(key, wanted)
+                    except errors.StatusError:
+                        raise
+                    except Exception as exc:  # allocator errors name the problem
+                        raise errors.Invalid(
+                            "Service", obj["metadata"]["name"],
+                            [errors.invalid(f"spec.ports[{i}].nodePort", wanted, str(exc))],
+                        ) from None
+                    taken.setdefault("nodePorts", []).append(port["nodePort"])
+        except errors.StatusError:
+            self.release(obj, taken, server)
+            raise
+        except Exception as exc:
+            self.release(obj, taken, server)
+            raise errors.Invalid(
+                "Service", obj["metadata"]["name"],
+                [errors.invalid("spec.clusterIP", spec.get("clusterIP"), str(exc))],
+            ) from None
+        return taken
+
+    def release(self, obj: dict[str, Any], taken: Any, server: ServerServices) -> None:
+        allocator = server.services
+        if allocator is None:
+            return
+        key = _allocation_key(obj)
+        if taken is None or "clusterIP" in taken:
+            allocator.release_cluster_ip(key)
+        if taken is None or taken.get("nodePorts"):
+            allocator.release_node_ports(key)
+
+
+def _allocation_key(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
 
 
 # -- Endpoints --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from shoal.api.builtin import fields as f
 from shoal.api.builtin.fields import Errs, as_dict, as_list, set_default
 from shoal.api.builtin.pods import validate_resource_list
 from shoal.api.quantity import QuantityError, parse_quantity
+from shoal.api.strategy import Strategy
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 VOLUME_MODES = ("Block", "Filesystem")
@@ -75,3 +76,10 @@ def _validate_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
             "spec", "spec is immutable after creation except resources.requests, "
                     f"volumeAttributesClassName and volumeName (set once); changed: {diff}"))
     return errs
+
+
+class PvcStrategy(Strategy):
+    """A new claim is Pending until the storage controller binds it."""
+
+    def prepare_for_create(self, obj: dict[str, Any], subresources: tuple[str, ...]) -> None:
+        obj["status"] = {"phase": "Pending"}
