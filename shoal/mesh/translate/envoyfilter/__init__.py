@@ -15,8 +15,8 @@ them (pilot's envoyfilter package is the reference for the semantics, not the co
   ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE, CLUSTER with the operations Istio allows
   on each (MERGE, MERGE_AND_REPLACE_LIST, ADD, REMOVE, INSERT_BEFORE, INSERT_AFTER,
   INSERT_FIRST, REPLACE); INSERT_* on an applyTo without order becomes ADD; INSERT_BEFORE
-  without a filter match inserts first, INSERT_AFTER without one appends; LISTENER and
-  CLUSTER ADD with context ANY add on the outbound side only.
+  without a filter match inserts first, INSERT_AFTER without one appends; a LISTENER or
+  CLUSTER ADD adds its value once (its match, but for the context, is not consulted).
 - Matching on virtual listeners: `listener.portNumber` selects filter chains by their
   `destination_port`; filter names match canonically (`envoy.http_connection_manager`
   from older Istio docs is `envoy.filters.network.http_connection_manager`).
@@ -26,13 +26,18 @@ them (pilot's envoyfilter package is the reference for the semantics, not the co
   (lists appended, maps replaced per key, durations and wrappers replaced); the
   `typed_config` of a network or HTTP filter with the same type (or a `TypedStruct`
   of that type) is merged field by field inside the Any.
+- CLUSTER matches: `name`, or `service`/`portNumber`/`subset` parsed from Istio's
+  cluster names (`outbound|80||web.default.svc.cluster.local`; inbound clusters match by
+  `portNumber`, the pod port; a `service` never selects an inbound cluster here).
 - `match.proxy`: `metadata` is compared with the node metadata shoal's bootstrap sets
   (NAME, NAMESPACE, SERVICE_ACCOUNT, INSTANCE_IPS, CLUSTER_ID); a `proxyVersion` never
   matches (shoal sidecars report no Istio version, and Istio does not match those).
 
-Failure is per proxy and per filter: a filter whose patch value does not parse, or whose
-patch cannot be applied (a MERGE of mismatched types), is skipped for this proxy and a
-message naming it is added to the result's `problems`; the other filters still apply.
+Failure is per proxy and per filter: a filter whose patch value does not parse is skipped
+for this proxy, a patch that cannot be applied (a MERGE of mismatched types) is skipped,
+and a message naming the filter and patch is added to the result's `problems`; the
+other filters still apply. Should applying fail in any other way, the proxy gets its
+unpatched resources and a message saying so (never an exception).
 What Envoy itself rejects (a value valid for the proto but not for Envoy) is its NACK.
 After patching, endpoints and route configurations nobody names are dropped and missing
 ones added empty, so the snapshot stays consistent. Inputs are never mutated: changed
@@ -54,7 +59,7 @@ from shoal.mesh.translate import names, protos
 from shoal.mesh.translate.envoyfilter import listeners as listener_patches
 from shoal.mesh.translate.envoyfilter import routes as route_patches
 from shoal.mesh.translate.envoyfilter.patches import (
-    ANY, GATEWAY, INBOUND, OUTBOUND, Obj, Patch, PatchError, compile_patches, context_matches,
+    GATEWAY, INBOUND, OUTBOUND, Obj, Patch, PatchError, compile_patches, context_matches,
     copy_message, is_merge, merge_patch, select_filters,
 )
 from shoal.mesh.translate.model import ProxyIdentity
@@ -94,7 +99,9 @@ def _cluster_matches(cluster: Message, p: Patch) -> bool:
         port = int(port_s) if port_s.isdigit() else 0
     if match.get("subset") and match["subset"] != subset:
         return False
-    if match.get("service") and direction != "inbound" and match["service"] != host:
+    # inbound clusters carry no host: Istio matches `service` against the services of the
+    # pod port; shoal does not know them here, so a service match never selects one
+    if match.get("service") and (direction == "inbound" or match["service"] != host):
         return False
     return not match.get("portNumber") or int(match["portNumber"]) == port
 
@@ -135,15 +142,25 @@ def apply_envoy_filters(resources: R, filters: list[Obj], proxy: ProxyIdentity,
         except PatchError as exc:
             problems.append(f"{exc}; the EnvoyFilter is skipped for this proxy")
             continue
+        except (TypeError, ValueError, AttributeError) as exc:  # malformed spec
+            meta = envoy_filter.get("metadata") or {}
+            problems.append(f"EnvoyFilter {meta.get('namespace')}/{meta.get('name')}: "
+                            f"malformed spec ({exc}); skipped for this proxy")
+            continue
         for p in patches:
             if p.context != GATEWAY:
                 by.setdefault(p.apply_to, []).append(p)
     if not by:
         return dataclasses.replace(resources, problems=tuple(problems))
-    listeners = listener_patches.patch_listeners(list(resources.listeners), by, problems)
-    routes = [route_patches.patch_route_configuration(rc, OUTBOUND, by, problems) for rc in resources.routes]
-    clusters = _patch_clusters(list(resources.clusters), by.get("CLUSTER", []))
-    endpoints, routes = _consistent(clusters, list(resources.endpoints), listeners, routes)
+    try:
+        listeners = listener_patches.patch_listeners(list(resources.listeners), by, problems)
+        routes = [route_patches.patch_route_configuration(rc, OUTBOUND, by, problems)
+                  for rc in resources.routes]
+        clusters = _patch_clusters(list(resources.clusters), by.get("CLUSTER", []))
+        endpoints, routes = _consistent(clusters, list(resources.endpoints), listeners, routes)
+    except Exception as exc:  # as Istio does after a panic: serve the unpatched config
+        return dataclasses.replace(resources, problems=tuple(problems) + (
+            f"EnvoyFilter patches not applied to this proxy: {type(exc).__name__}: {exc}",))
     return dataclasses.replace(
         resources,
         clusters=_sorted_unique(clusters), endpoints=_sorted_unique(endpoints),

@@ -228,9 +228,10 @@ def _message_class(type_url: str) -> type[Message]:
     name = type_url.rsplit("/", 1)[-1]
     _load_descriptors({"@type": name})
     try:
-        return message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
+        found = descriptor_pool.Default().FindMessageTypeByName(name)
     except KeyError:
         raise PatchError(f"unknown type {type_url!r}") from None
+    return message_factory.GetMessageClass(found)
 
 
 def _unpack(packed: any_pb2.Any) -> Message:
