@@ -1,33 +1,39 @@
 """EnvoyFilter end to end with real Envoy sidecars in real network namespaces.
 
-Pods: `ratings` (client), `productpage` (port 9080) and `reviews` (port 9080), all three
+Light harness (no daemon): pods `ratings` (client), `productpage` and `reviews`, all
 with sidecars, in namespace default; Services `productpage` and `reviews` on port 9080.
 Istio's local rate limit EnvoyFilter (from its "Enabling Rate Limits using Envoy" task,
 unchanged: namespace istio-system, selecting app=productpage) makes productpage's
 sidecar answer 429 beyond its bucket of 4 a minute; a patch Envoy rejects is a NACK
 that leaves that sidecar on its last good config and the others untouched.
+
+Last, the same EnvoyFilter through a real daemon: `kubectl apply` of Istio's YAML
+against runc pods with injected sidecars, and the doc's check from the ratings pod.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 import pytest_asyncio
 import yaml
 
 from shoal.mesh import ca as mesh_ca
-from shoal.mesh import report
+from shoal.mesh import proxyconfig, report
 from shoal.mesh.control import MeshControl
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.server import XdsServer
 from shoal.mesh.source import ENVOY_FILTERS, NAMESPACES, PODS, SERVICES, InMemorySource
 from shoal.mesh.translate import model
+from tests.daemon_harness import ShoalInstance, get_json, wait_for
 from tests.mesh import harness
 from tests.mesh.test_translate_envoyfilter import ISTIO_LOCAL_RATE_LIMIT
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.slow
+on_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 STATUS = {"sidecar.istio.io/status": json.dumps({"containers": ["istio-proxy"]})}
 PODS_ = {"ratings": ("r", None), "productpage": ("p", 10), "reviews": ("v", 11)}
@@ -61,7 +67,8 @@ def envoy_filter(name: str, value: dict, operation: str = "INSERT_BEFORE") -> di
                 "patch": {"operation": operation, "value": value}}]}}
 
 
-RATE_LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+RATE_LIMIT_TYPE = ("type.googleapis.com/"
+                   "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit")
 
 
 class Env:
@@ -165,6 +172,7 @@ async def drained() -> None:
     await asyncio.sleep(2)
 
 
+@on_module_loop
 async def test_istio_local_rate_limit_answers_429_beyond_the_bucket(env: Env):
     for _ in range(6):  # no limit before the EnvoyFilter
         assert (await env.request("productpage"))[0] == 200
@@ -191,6 +199,7 @@ async def test_istio_local_rate_limit_answers_429_beyond_the_bucket(env: Env):
     assert [(await env.request("productpage"))[0] for _ in range(6)] == [200] * 6
 
 
+@on_module_loop
 async def test_a_patch_envoy_rejects_is_a_nack_and_the_proxy_keeps_its_config(env: Env):
     # valid protos, but Envoy refuses an HTTP filter after the terminal router filter
     bad = envoy_filter("after-router", {
@@ -234,6 +243,7 @@ async def test_a_patch_envoy_rejects_is_a_nack_and_the_proxy_keeps_its_config(en
     await harness.wait_for(recovered, timeout=15)
 
 
+@on_module_loop
 async def test_a_patch_that_cannot_apply_is_skipped_for_that_proxy_and_shown(env: Env):
     unparsable = envoy_filter("bad-field", {
         "name": "envoy.filters.http.local_ratelimit",
@@ -250,6 +260,8 @@ async def test_a_patch_that_cannot_apply_is_skipped_for_that_proxy_and_shown(env
         row = next(r for r in report.status_rows(env.server.status())
                    if r["proxy"] == "productpage.default")
         assert row["skipped"].startswith("EnvoyFilter default/bad-field")
+        findings = report.check_findings(await env.source.snapshot(), env.server.status())
+        assert f"proxy default/productpage: {problems[0]}" in findings
         # nothing was pushed (the filter is skipped), so nothing was NACKed; still served
         status = env.status("productpage")
         assert status.synced and status.acked["LDS"] == lds
@@ -261,3 +273,100 @@ async def test_a_patch_that_cannot_apply_is_skipped_for_that_proxy_and_shown(env
     async def cleared():
         return env.status("productpage").problems == ()
     await harness.wait_for(cleared, timeout=10)
+
+
+# -- through the daemon ----------------------------------------------------------------
+
+BOOKINFO = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: bookinfo, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: productpage, namespace: bookinfo, labels: {app: productpage}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: productpage
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, "mkdir -p /www && echo ok > /www/productpage &&
+                       exec httpd -f -p 9080 -h /www"]
+    ports: [{containerPort: 9080, name: http}]
+    readinessProbe: {httpGet: {path: /productpage, port: 9080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: productpage, namespace: bookinfo}
+spec:
+  selector: {app: productpage}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ratings, namespace: bookinfo, labels: {app: ratings}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: ratings, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+"""
+
+# the doc's check: `for i in {1..5}; do curl ... productpage:9080/productpage; sleep 1; done`
+# (busybox wget -S prints the status line of a 429 but not its headers)
+FIVE_CALLS = ("for i in 1 2 3 4 5; do wget -S -O /dev/null http://productpage:9080/productpage "
+              "2>&1 | grep -E '^ *HTTP/'; sleep 1; done")
+
+
+def daemon_netns(shoal: ShoalInstance, ns: str, pod: str) -> str:
+    for record in (shoal.state_dir / "network" / "sandboxes").glob("*.json"):
+        sandbox = json.loads(record.read_text())
+        if sandbox["pod_key"] == f"{ns}/{pod}":
+            return sandbox["netns_name"]
+    raise AssertionError(f"no sandbox for {ns}/{pod}")
+
+
+def test_kubectl_apply_of_istios_local_rate_limit_on_a_daemon_meshed_pod(tmp_path_factory):
+    shoal = ShoalInstance(tmp_path_factory.mktemp("envoyfilter-daemon"))
+    shoal.shoal("image", "bootstrap", "busybox", "--busybox")
+    shoal.start()
+    try:
+        shoal.kubectl("apply", "-f", "-", input=BOOKINFO)
+
+        def ready() -> bool:
+            items = get_json(shoal, "pods", "-n", "bookinfo")["items"]
+            return len(items) == 2 and all(
+                c.get("ready") for p in items for c in p["status"].get("containerStatuses") or [{}])
+        wait_for(ready, 120, what="bookinfo pods ready")
+
+        def calls() -> list[str]:
+            out = shoal.shoal("exec", "-n", "bookinfo", "ratings", "-c", "ratings", "--",
+                              "sh", "-c", FIVE_CALLS, check=False, timeout=60).stdout
+            return [line.strip() for line in out.splitlines()]
+        before = calls()
+        assert [line.split()[1] for line in before] == ["200"] * 5, before
+
+        applied = shoal.kubectl("apply", "-f", "-", input=ISTIO_LOCAL_RATE_LIMIT)
+        assert ("envoyfilter.networking.istio.io/filter-local-ratelimit-svc created"
+                in applied.stdout)
+        listed = shoal.kubectl("get", "envoyfilters", "-n", "istio-system").stdout
+        assert "filter-local-ratelimit-svc" in listed
+
+        netns = daemon_netns(shoal, "bookinfo", "productpage")
+
+        def patched() -> bool:
+            dump = asyncio.run(proxyconfig.admin_get(netns, "/config_dump"))
+            return "envoy.filters.http.local_ratelimit" in dump
+        wait_for(patched, 30, what="the rate limit filter in productpage's sidecar")
+        time.sleep(6)  # the old filter chain drains (5 s): pooled connections are gone
+        lines = calls()
+        codes = [line.split()[1] for line in lines]
+        assert codes == ["200", "200", "200", "200", "429"], lines  # the doc's output
+        status = shoal.shoal("mesh", "status").stdout
+        assert "productpage.bookinfo" in status and "NACKED" not in status, status
+    finally:
+        shoal.stop()

@@ -256,16 +256,17 @@ def test_http_filter_replace_remove_and_merge():
 
 
 def test_deprecated_filter_names_in_matches_still_match():
-    res = resources(envoy_filter(patch("HTTP_FILTER", "INSERT_BEFORE", LUA, context="SIDECAR_INBOUND",
-                                       listener={"filterChain": {"filter": {
-                                           "name": "envoy.http_connection_manager",
-                                           "subFilter": {"name": "envoy.router"}}}})))
+    res = resources(envoy_filter(patch(
+        "HTTP_FILTER", "INSERT_BEFORE", LUA, context="SIDECAR_INBOUND",
+        listener={"filterChain": {"filter": {"name": "envoy.http_connection_manager",
+                                             "subFilter": {"name": "envoy.router"}}}})))
     assert http_filters(chains(res, "virtualInbound")["inbound|8080-mtls"]) == [LUA["name"], ROUTER]
 
 
 # -- NETWORK_FILTER -------------------------------------------------------------------
 
 TCP = "envoy.filters.network.tcp_proxy"
+TCP_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 RBAC = {"name": "envoy.filters.network.rbac", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
     "stat_prefix": "tcp_rbac"}}
@@ -322,8 +323,7 @@ def test_filter_chain_merge_remove_add():
               listener={"filterChain": {"name": "inbound|9090-mtls"}}),
         patch("FILTER_CHAIN", "ADD", {"name": "extra", "filter_chain_match": {
             "destination_port": 7777}, "filters": [{"name": TCP, "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                "stat_prefix": "extra", "cluster": "BlackHoleCluster"}}]},
+                "@type": TCP_TYPE, "stat_prefix": "extra", "cluster": "BlackHoleCluster"}}]},
               context="SIDECAR_INBOUND")))
     got = chains(res, "virtualInbound")
     assert got["inbound|8080-mtls"]["transport_socket_connect_timeout"] == "3s"
@@ -336,8 +336,7 @@ def test_listener_merge_add_remove_and_listener_filters():
     extra = {"name": "extra_8888", "address": {"socket_address": {"address": "0.0.0.0",
                                                                    "port_value": 8888}},
              "filter_chains": [{"filters": [{"name": TCP, "typed_config": {
-                 "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                 "stat_prefix": "x", "cluster": "PassthroughCluster"}}]}]}
+                 "@type": TCP_TYPE, "stat_prefix": "x", "cluster": "PassthroughCluster"}}]}]}
     res = resources(envoy_filter(
         patch("LISTENER", "MERGE", {"per_connection_buffer_limit_bytes": 65536},
               context="SIDECAR_INBOUND", listener={"portNumber": 15006}),
@@ -408,7 +407,8 @@ def test_http_route_operations():
         res = resources(envoy_filter(patch("HTTP_ROUTE", operation, value, context=context,
                                            routeConfiguration={"vhost": vhost})))
         assert res.problems == ()
-        return [r.get("name") for r in inbound_route_config(res)["virtual_hosts"][0].get("routes", [])]
+        vhost = inbound_route_config(res)["virtual_hosts"][0]
+        return [r.get("name") for r in vhost.get("routes", [])]
 
     assert routes_after("INSERT_BEFORE", new, {"name": "default"}) == ["health", "default"]
     assert routes_after("INSERT_AFTER", new, {"name": "default"}) == ["default", "health"]
@@ -552,5 +552,6 @@ def test_translation_stays_deterministic_with_patches():
     ef = (ENVOY_FILTERS, yaml.safe_load(ISTIO_LOCAL_RATE_LIMIT_PER_ROUTE))
     one = resources(ef, pod_name="productpage")
     two = resources(ef, pod_name="productpage")
-    for a, b in zip(one.listeners + one.routes + one.clusters, two.listeners + two.routes + two.clusters):
+    for a, b in zip(one.listeners + one.routes + one.clusters,
+                    two.listeners + two.routes + two.clusters):
         assert a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)

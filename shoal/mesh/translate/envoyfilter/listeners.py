@@ -21,7 +21,8 @@ from shoal.mesh.translate.envoyfilter.patches import (
 )
 
 
-# -- listeners ------------------------------------------------------------------------
+LISTENER_KINDS = ("LISTENER", "LISTENER_FILTER", "FILTER_CHAIN", "NETWORK_FILTER", "HTTP_FILTER")
+
 
 def _listener_context(listener: Message) -> str:
     inbound = listener.traffic_direction == base_pb2.TrafficDirection.INBOUND
@@ -73,7 +74,9 @@ def patch_listeners(listeners: list[Message], by: dict[str, list[Patch]],
     out = []
     for original in listeners:
         context = _listener_context(original)
-        if not any(context_matches(p, context) for ps in by.values() for p in ps):
+        # route patches reach a listener only through an inline (inbound) route config
+        kinds = LISTENER_KINDS + (routes.ROUTE_KINDS if context == INBOUND else ())
+        if not any(context_matches(p, context) for kind in kinds for p in by.get(kind, ())):
             out.append(original)
             continue
         listener = copy_message(original)
