@@ -15,7 +15,8 @@ them (pilot's envoyfilter package is the reference for the semantics, not the co
   ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE, CLUSTER with the operations Istio allows
   on each (MERGE, MERGE_AND_REPLACE_LIST, ADD, REMOVE, INSERT_BEFORE, INSERT_AFTER,
   INSERT_FIRST, REPLACE); INSERT_* on an applyTo without order becomes ADD; INSERT_BEFORE
-  without a filter match inserts first, INSERT_AFTER without one appends; a LISTENER or
+  without a filter match inserts first, INSERT_AFTER without one appends, INSERT_FIRST
+  inserts first when its match (if any) finds an element (the API's wording); a LISTENER or
   CLUSTER ADD adds its value once (its match, but for the context, is not consulted).
 - Matching on virtual listeners: `listener.portNumber` selects filter chains by their
   `destination_port`; filter names match canonically (`envoy.http_connection_manager`

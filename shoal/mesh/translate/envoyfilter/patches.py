@@ -95,12 +95,13 @@ def select_filters(filters: Iterable[Obj], proxy: ProxyIdentity, root_namespace:
 
     def selected(f: Obj) -> bool:
         selector = ((f.get("spec") or {}).get("workloadSelector") or {}).get("labels") or {}
-        return selector.items() <= labels.items()
+        return isinstance(selector, dict) and all(labels.get(k) == v for k, v in selector.items())
 
     def key(f: Obj) -> tuple:
         meta, spec = f.get("metadata") or {}, f.get("spec") or {}
-        return (int(spec.get("priority") or 0), meta.get("creationTimestamp") or "",
-                meta.get("name") or "")
+        priority = spec.get("priority")
+        return (priority if isinstance(priority, int) else 0,
+                str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
 
     def of(namespace: str) -> list[Obj]:
         return sorted((f for f in filters
