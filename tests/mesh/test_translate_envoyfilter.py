@@ -555,3 +555,27 @@ def test_translation_stays_deterministic_with_patches():
     for a, b in zip(one.listeners + one.routes + one.clusters,
                     two.listeners + two.routes + two.clusters):
         assert a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
+def test_merge_and_replace_list_replaces_lists_and_typed_struct_merges_into_typed_config():
+    hcm_type = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager."
+                "v3.HttpConnectionManager")
+    router = {"name": ROUTER, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    for operation, expected in (("MERGE", [ROUTER, LUA["name"], ROUTER]),
+                                ("MERGE_AND_REPLACE_LIST", [LUA["name"], ROUTER])):
+        res = resources(envoy_filter(patch(
+            "NETWORK_FILTER", operation, {"typed_config": {
+                "@type": hcm_type, "http_filters": [LUA, router]}}, **inbound_http())))
+        assert res.problems == ()
+        assert http_filters(chains(res, "virtualInbound")["inbound|8080-mtls"]) == expected
+
+    typed_struct = {"typed_config": {
+        "@type": "type.googleapis.com/udpa.type.v1.TypedStruct",
+        "type_url": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+        "value": {"suppress_envoy_headers": True}}}
+    res, _ = http_filter_result("MERGE", typed_struct, ROUTER)
+    hcm = next(f for f in chains(res, "virtualInbound")["inbound|8080-mtls"]["filters"]
+               if f["name"] == HCM)
+    merged = hcm["typed_config"]["http_filters"][0]["typed_config"]
+    assert merged["@type"].endswith("router.v3.Router") and merged["suppress_envoy_headers"]
