@@ -47,6 +47,7 @@ messages are copies; unchanged ones are the same (shared) objects.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Protocol, TypeVar
 
@@ -108,6 +109,8 @@ def _cluster_matches(cluster: Message, p: Patch) -> bool:
 
 
 def _patch_clusters(clusters: list[Message], patches: list[Patch]) -> list[Message]:
+    if not patches:
+        return clusters
     out = []
     for original in clusters:
         context = _cluster_context(original)
@@ -158,44 +161,75 @@ def apply_envoy_filters(resources: R, filters: list[Obj], proxy: ProxyIdentity,
         routes = [route_patches.patch_route_configuration(rc, OUTBOUND, by, problems)
                   for rc in resources.routes]
         clusters = _patch_clusters(list(resources.clusters), by.get("CLUSTER", []))
-        endpoints, routes = _consistent(clusters, list(resources.endpoints), listeners, routes)
+        endpoints = list(resources.endpoints)
+        if not _same(clusters, resources.clusters):
+            endpoints = _consistent_endpoints(clusters, endpoints)
+        routes = _consistent_routes(listeners, routes)
     except Exception as exc:  # as Istio does after a panic: serve the unpatched config
         return dataclasses.replace(resources, problems=tuple(problems) + (
             f"EnvoyFilter patches not applied to this proxy: {type(exc).__name__}: {exc}",))
     return dataclasses.replace(
         resources,
-        clusters=_sorted_unique(clusters), endpoints=_sorted_unique(endpoints),
-        listeners=_sorted_unique(listeners), routes=_sorted_unique(routes),
+        clusters=_sorted_unique(clusters, resources.clusters),
+        endpoints=_sorted_unique(endpoints, resources.endpoints),
+        listeners=_sorted_unique(listeners, resources.listeners),
+        routes=_sorted_unique(routes, resources.routes),
         problems=tuple(problems))
 
 
-def _sorted_unique(messages: list[Message]) -> tuple[Message, ...]:
+def _same(messages: list[Message], before: tuple[Message, ...]) -> bool:
+    return len(messages) == len(before) and all(a is b for a, b in zip(messages, before))
+
+
+def _sorted_unique(messages: list[Message], before: tuple[Message, ...]) -> tuple[Message, ...]:
+    """By name (a later ADD of a name wins); `before` itself when nothing changed."""
+    if _same(messages, before):
+        return before
     by_name: dict[str, Message] = {}
     for m in messages:
-        by_name[protos.resource_name(m)] = m  # a later ADD of the same name wins
+        by_name[protos.resource_name(m)] = m
     return tuple(by_name[n] for n in sorted(by_name))
 
 
-def _consistent(clusters: list[Message], endpoints: list[Message], listeners: list[Message],
-                routes: list[Message]) -> tuple[list[Message], list[Message]]:
-    """Endpoints and RDS route configurations exactly as the patched clusters and
-    listeners name them: orphans dropped, missing ones added empty."""
+_RDS_NAMES: "collections.OrderedDict[int, tuple[Message, frozenset[str]]]" = \
+    collections.OrderedDict()
+
+
+def _rds_names(listener: Message) -> frozenset[str]:
+    """Route configuration names a listener's HTTP connection managers fetch over RDS,
+    memoized per message object (the shared outbound listener is unpacked once)."""
+    entry = _RDS_NAMES.get(id(listener))
+    if entry is not None and entry[0] is listener:
+        return entry[1]
+    chains = list(listener.filter_chains)
+    if listener.HasField("default_filter_chain"):
+        chains.append(listener.default_filter_chain)
+    found = set()
+    for chain in chains:
+        for f in chain.filters:
+            hcm = protos.hcm_of(f)
+            if hcm is not None and hcm.HasField("rds"):
+                found.add(hcm.rds.route_config_name)
+    _RDS_NAMES[id(listener)] = (listener, frozenset(found))  # holding it keeps the id unique
+    if len(_RDS_NAMES) > 256:
+        _RDS_NAMES.popitem(last=False)
+    return frozenset(found)
+
+
+def _consistent_endpoints(clusters: list[Message], endpoints: list[Message]) -> list[Message]:
+    """Endpoint assignments exactly as the patched clusters name them over EDS: orphans
+    dropped, missing ones added empty (so the snapshot stays consistent)."""
     eds = {c.eds_cluster_config.service_name or c.name for c in clusters
            if c.type == cluster_pb2.Cluster.EDS}
     endpoints = [e for e in endpoints if e.cluster_name in eds]
     have = {e.cluster_name for e in endpoints}
-    endpoints += [endpoint_pb2.ClusterLoadAssignment(cluster_name=n) for n in sorted(eds - have)]
-    rds = set()
-    for listener in listeners:
-        chains = list(listener.filter_chains)
-        if listener.HasField("default_filter_chain"):
-            chains.append(listener.default_filter_chain)
-        for chain in chains:
-            for f in chain.filters:
-                hcm = protos.hcm_of(f)
-                if hcm is not None and hcm.HasField("rds"):
-                    rds.add(hcm.rds.route_config_name)
+    return endpoints + [endpoint_pb2.ClusterLoadAssignment(cluster_name=n)
+                        for n in sorted(eds - have)]
+
+
+def _consistent_routes(listeners: list[Message], routes: list[Message]) -> list[Message]:
+    """Route configurations exactly as the patched listeners name them over RDS."""
+    rds = set().union(*(_rds_names(listener) for listener in listeners))
     routes = [r for r in routes if r.name in rds]
     have = {r.name for r in routes}
-    routes += [route_pb2.RouteConfiguration(name=n) for n in sorted(rds - have)]
-    return endpoints, routes
+    return routes + [route_pb2.RouteConfiguration(name=n) for n in sorted(rds - have)]
