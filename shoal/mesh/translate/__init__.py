@@ -10,6 +10,7 @@ push to it. Modules, one per concern:
     inbound    virtualInbound listener and inbound clusters
     tls        mTLS transport sockets (SDS names only, never key material)
     fixed      passthrough/blackhole/admin clusters, readiness and prometheus listeners
+    envoyfilter  EnvoyFilter patches, applied last, per proxy (skips in `problems`)
     names      Istio-compatible resource names and well-known ports
     protos     dict -> typed protobuf, type URLs
 
