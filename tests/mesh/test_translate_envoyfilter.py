@@ -579,3 +579,16 @@ def test_merge_and_replace_list_replaces_lists_and_typed_struct_merges_into_type
                if f["name"] == HCM)
     merged = hcm["typed_config"]["http_filters"][0]["typed_config"]
     assert merged["@type"].endswith("router.v3.Router") and merged["suppress_envoy_headers"]
+
+
+def test_a_typo_inside_a_typed_struct_is_caught_not_dropped_silently():
+    ef = yaml.safe_load(ISTIO_LOCAL_RATE_LIMIT)
+    value = ef["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["value"]
+    value["token_bukket"] = value.pop("token_bucket")
+    res = resources((ENVOY_FILTERS, ef), pod_name="productpage")
+    assert len(res.problems) == 1
+    assert res.problems[0].startswith(
+        "EnvoyFilter istio-system/filter-local-ratelimit-svc spec.configPatches[0].patch.value"
+        ".typed_config.value: not a valid envoy.extensions.filters.http.local_ratelimit.v3.")
+    assert "token_bukket" in res.problems[0]
+    assert http_filters(chains(res, "virtualInbound")["inbound|9080-mtls"]) == [ROUTER]

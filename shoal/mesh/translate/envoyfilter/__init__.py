@@ -23,7 +23,8 @@ them (pilot's envoyfilter package is the reference for the semantics, not the co
   from older Istio docs is `envoy.filters.network.http_connection_manager`).
 - `value` is in Envoy's JSON/YAML shape, parsed strictly into the typed message
   (`@type` names any typed_config; its descriptors are loaded from the generated
-  `envoy`/`xds`/`udpa` packages on demand). MERGE is proto merge as Istio does it
+  `envoy`/`xds`/`udpa` packages on demand; a TypedStruct's value is checked against its
+  `type_url`, since Envoy would drop an unknown field there with a mere warning). MERGE is proto merge as Istio does it
   (lists appended, maps replaced per key, durations and wrappers replaced); the
   `typed_config` of a network or HTTP filter with the same type (or a `TypedStruct`
   of that type) is merged field by field inside the Any.

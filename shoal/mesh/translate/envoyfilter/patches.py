@@ -152,12 +152,43 @@ def _proxy_matches(match: Obj | None, proxy: ProxyIdentity) -> bool:
 
 
 def parse_value(cls: type[Message], value: Obj, where: str) -> Message:
-    """`value` (Envoy's JSON shape) as a `cls` message; PatchError naming `where`."""
+    """`value` (Envoy's JSON shape) as a `cls` message; PatchError naming `where`.
+
+    The `value` of a TypedStruct is checked against its `type_url` too (when that type
+    is known here): Envoy only warns about unknown fields in dynamic config, so a typo
+    there would otherwise be dropped silently."""
     _load_descriptors(value)
     try:
-        return json_format.ParseDict(value, cls())
+        message = json_format.ParseDict(value, cls())
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise PatchError(f"{where}: not a valid {cls.DESCRIPTOR.full_name}: {exc}") from None
+    _check_typed_structs(value, where)
+    return message
+
+
+def _check_typed_structs(value: Any, where: str) -> None:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_typed_structs(item, f"{where}[{index}]")
+        return
+    if not isinstance(value, dict):
+        return
+    if str(value.get("@type", "")).rsplit("/", 1)[-1] in _TYPED_STRUCTS:
+        name = str(value.get("type_url", "")).rsplit("/", 1)[-1]
+        try:
+            cls = _message_class(name)
+        except PatchError:
+            cls = None  # a type shoal does not know: Envoy judges it
+        if cls is not None:
+            inner = value.get("value") or {}
+            _load_descriptors(inner)
+            try:
+                json_format.ParseDict(inner, cls())
+            except (json_format.ParseError, TypeError, ValueError) as exc:
+                raise PatchError(f"{where}.value: not a valid {name}: {exc}") from None
+        return
+    for key, item in value.items():
+        _check_typed_structs(item, f"{where}.{key}")
 
 
 def _type_names(value: Any) -> Iterable[str]:
