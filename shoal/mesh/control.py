@@ -59,6 +59,9 @@ class ProxyRecord:
     """time.monotonic() of the last snapshot change for this proxy."""
     error: str = ""
     """Why the proxy has no snapshot (pod missing, translation failed), if so."""
+    problems: tuple[str, ...] = ()
+    """What its current snapshot leaves out and why (`Resources.problems`: a skipped
+    EnvoyFilter patch)."""
 
 
 class MeshControl:
@@ -183,6 +186,10 @@ class MeshControl:
             if self.cache.set(record.node_id, snap):
                 record.last_push = time.monotonic()
             record.error = ""
+            if resources.problems != record.problems:
+                for problem in set(resources.problems) - set(record.problems):
+                    log.warning("mesh: %s: %s", record.node_id, problem)
+                record.problems = resources.problems
         except Exception as exc:  # one proxy's failure must not stop the others' updates
             record.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MeshError) else str(exc)
             log.error("mesh: no new config for %s (keeps its last one): %s", record.node_id,

@@ -3,7 +3,8 @@
 `status_rows(statuses)` turns `XdsServer.status()` into table rows (use
 `proxyconfig.format_table`). `check_findings(state, statuses, now)` lists problems a
 user should act on: pods in meshed namespaces without a sidecar, proxies whose last
-update was NACKed (with Envoy's message), proxies not connected or not in sync,
+update was NACKed (with Envoy's message), EnvoyFilter patches skipped for a proxy
+(column `skipped` in the status table), proxies not connected or not in sync,
 certificates expired or expiring within a minute. The daemon wiring calls them with
 the live server and the ClusterSource snapshot.
 """
@@ -37,8 +38,17 @@ def status_rows(statuses: list[ProxyStatus]) -> list[Obj]:
             **{t: cell(t) for t in TYPES},
             "cert_expiry": s.cert_expiry.strftime("%Y-%m-%dT%H:%M:%SZ") if s.cert_expiry else "-",
             "last_nack": f"{s.last_nack.type}: {s.last_nack.message[:60]}" if s.last_nack else "",
+            "skipped": _skipped(s.problems),
         })
     return rows
+
+
+def _skipped(problems: tuple[str, ...]) -> str:
+    """The first skipped patch, shortened, and how many more (full text: `mesh check`)."""
+    if not problems:
+        return ""
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0][:60] + more
 
 
 def check_findings(state: ClusterState, statuses: list[ProxyStatus],
@@ -65,6 +75,7 @@ def check_findings(state: ClusterState, statuses: list[ProxyStatus],
             findings.append(f"{name}: not in sync (sent {s.sent}, acked {s.acked})")
         if s.error:
             findings.append(f"{name}: {s.error}")
+        findings += [f"{name}: {problem}" for problem in s.problems]
         if s.cert_expiry is not None:
             left = (s.cert_expiry - now).total_seconds()
             if left <= 0:

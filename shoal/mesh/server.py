@@ -24,7 +24,8 @@ socket that only accepts that pod's node id, so one sidecar cannot ask for anoth
 certificate.
 
 `status()` returns a `ProxyStatus` per known proxy: connected, versions sent and
-acked per type, last NACK, certificate expiry — what `shoal mesh status` prints.
+acked per type, last NACK (with Envoy's message), certificate expiry, and what
+translation skipped for it (EnvoyFilter patches) — what `shoal mesh status` prints.
 Concurrency: one event loop; grpc.aio runs each stream as a coroutine.
 """
 
@@ -78,6 +79,8 @@ class ProxyStatus:
     cert_expiry: datetime.datetime | None
     spiffe_id: str | None
     error: str = ""
+    problems: tuple[str, ...] = ()
+    """What the served config leaves out and why (a skipped EnvoyFilter patch)."""
 
     @property
     def synced(self) -> bool:
@@ -329,7 +332,7 @@ class XdsServer:
                 last_nack=acks.last_nack,
                 cert_expiry=record.svid.not_after if record.svid else None,
                 spiffe_id=record.svid.spiffe_id if record.svid else None,
-                error=record.error,
+                error=record.error, problems=record.problems,
             ))
         return result
 

@@ -10,6 +10,7 @@ push to it. Modules, one per concern:
     inbound    virtualInbound listener and inbound clusters
     tls        mTLS transport sockets (SDS names only, never key material)
     fixed      passthrough/blackhole/admin clusters, readiness and prometheus listeners
+    envoyfilter  EnvoyFilter patches, applied last, per proxy (skips in `problems`)
     names      Istio-compatible resource names and well-known ports
     protos     dict -> typed protobuf, type URLs
 
@@ -27,8 +28,9 @@ import functools
 from google.protobuf.message import Message
 
 from shoal.mesh.meshconfig import MeshConfig
-from shoal.mesh.source import ClusterState
+from shoal.mesh.source import ENVOY_FILTERS, ClusterState
 from shoal.mesh.translate import inbound, outbound, protos
+from shoal.mesh.translate.envoyfilter import apply_envoy_filters
 from shoal.mesh.translate.model import (
     ContainerPort, MeshService, ProxyIdentity, mesh_services, proxy_identity,
 )
@@ -48,6 +50,9 @@ class Resources:
     endpoints: tuple[Message, ...] = ()
     listeners: tuple[Message, ...] = ()
     routes: tuple[Message, ...] = ()
+    problems: tuple[str, ...] = ()
+    """What translation skipped for this proxy and why (an EnvoyFilter patch that does
+    not parse or apply); not served, shown by `shoal mesh status`."""
 
     def by_type(self) -> dict[str, dict[str, Message]]:
         """type URL -> {resource name: message}."""
@@ -98,12 +103,13 @@ def translate(
         shared = Outbound(state, mesh)
     policy = effective_mtls(state, mesh, proxy.namespace, proxy.label_dict)
     inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh)
-    return Resources(
+    resources = Resources(
         clusters=tuple(sorted(shared.clusters + inbound_clusters, key=protos.resource_name)),
         endpoints=shared.endpoints,
         listeners=tuple(sorted((shared.listener, inbound_listener), key=protos.resource_name)),
         routes=shared.routes(proxy.namespace),
     )
+    return apply_envoy_filters(resources, state.list(ENVOY_FILTERS), proxy, mesh.root_namespace)
 
 
 @functools.lru_cache(maxsize=1024)
