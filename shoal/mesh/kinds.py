@@ -1,10 +1,12 @@
 """The mesh's seams into the API server: Istio kinds and the sidecar-injection step.
 
 `register_kinds()` makes the API serve `security.istio.io` PeerAuthentication (v1, and
-v1beta1 as Istio still accepts it) with `validate_peer_authentication` as its semantic
-validator, so a malformed policy is rejected at the API with the field path
-(`spec.mtls.mode: Unsupported value: "MUTUAL"`). Call it once at start-up, before
-serving (the API's kind registry is not meant to change while serving).
+v1beta1 as Istio still accepts it) and `networking.istio.io` VirtualService and
+DestinationRule (v1, v1beta1, v1alpha3) and EnvoyFilter (v1alpha3), each with its
+structural schema and semantic validator from `shoal.mesh.validation`, so a malformed
+object is rejected at the API with the field path (`spec.mtls.mode: Unsupported value:
+"MUTUAL"`, `spec.http[0].route[1].weight: Invalid value: 120: ...`). Call it once at
+start-up, before serving (the API's kind registry is not meant to change while serving).
 
 `injection_step(options)` is a mutating admission step (`shoal.apiserver.admission`):
 on Pod CREATE it injects the sidecar when `inject.needs_injection` says so, and rejects
@@ -19,7 +21,8 @@ from typing import Any
 from shoal.api import kinds
 from shoal.api.errors import Invalid
 from shoal.mesh import inject
-from shoal.mesh.translate.peerauth import validate_peer_authentication
+from shoal.mesh.validation import destinationrule, envoyfilter, virtualservice
+from shoal.mesh.validation.peerauthentication import validate_peer_authentication
 
 Obj = dict[str, Any]
 
@@ -33,6 +36,12 @@ NETWORKING_KINDS = (
     ("DestinationRule", "destinationrules", "destinationrule", ("dr",), NETWORKING_VERSIONS),
     ("EnvoyFilter", "envoyfilters", "envoyfilter", (), ("v1alpha3",)),
 )
+NETWORKING_VALIDATION = {
+    # kind: (structural schema, semantic validator)
+    "VirtualService": (virtualservice.SCHEMA, virtualservice.validate_virtual_service),
+    "DestinationRule": (destinationrule.SCHEMA, destinationrule.validate_destination_rule),
+    "EnvoyFilter": (envoyfilter.SCHEMA, envoyfilter.validate_envoy_filter),
+}
 
 
 def peer_authentication_type(version: str = "v1") -> kinds.ResourceType:
@@ -55,8 +64,10 @@ def register_kinds() -> None:
         kinds.register(peer_authentication_type(version),
                        validator=lambda obj, old: validate_peer_authentication(obj))
     for kind, _, _, _, versions in NETWORKING_KINDS:
+        schema, validate = NETWORKING_VALIDATION[kind]
         for version in versions:
-            kinds.register(networking_type(kind, version))
+            kinds.register(networking_type(kind, version), schema=schema,
+                           validator=lambda obj, old, validate=validate: validate(obj))
 
 
 def injection_step(options: inject.InjectOptions = inject.InjectOptions()):
