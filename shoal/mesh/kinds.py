@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.api import kinds
+import datetime as dt
+import json
+
+from shoal.api import kinds, printers
 from shoal.api.errors import Invalid
 from shoal.mesh import inject
 from shoal.mesh.validation import destinationrule, envoyfilter, virtualservice
@@ -59,6 +62,33 @@ def networking_type(kind: str, version: str) -> kinds.ResourceType:
     raise KeyError(kind)
 
 
+def _json_cell(value: Any) -> str | None:
+    """An array cell as kubectl prints a CRD's JSONPath column: ["a","b"]."""
+    return json.dumps(value, separators=(",", ":")) if value else None
+
+
+def _virtual_service_row(obj: Obj, now: dt.datetime) -> tuple[list[Any], list[Any]]:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    return ([obj["metadata"]["name"], _json_cell(spec.get("gateways")),
+             _json_cell(spec.get("hosts")), printers.age_of(obj, now)], [])
+
+
+def _destination_rule_row(obj: Obj, now: dt.datetime) -> tuple[list[Any], list[Any]]:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    return ([obj["metadata"]["name"], spec.get("host"), printers.age_of(obj, now)], [])
+
+
+PRINTER_COLUMNS = {
+    # Istio's CRD additionalPrinterColumns
+    "VirtualService": ([printers.NAME, printers.column("Gateways", "The names of gateways "
+                        "and sidecars that should apply these routes"),
+                        printers.column("Hosts", "The destination hosts to which traffic is "
+                                        "being sent"), printers.AGE], _virtual_service_row),
+    "DestinationRule": ([printers.NAME, printers.column("Host", "The name of a service from "
+                         "the service registry"), printers.AGE], _destination_rule_row),
+}
+
+
 def register_kinds() -> None:
     for version in PEER_AUTHENTICATION_VERSIONS:
         kinds.register(peer_authentication_type(version),
@@ -68,6 +98,8 @@ def register_kinds() -> None:
         for version in versions:
             kinds.register(networking_type(kind, version), schema=schema,
                            validator=lambda obj, old, validate=validate: validate(obj))
+    for kind, (columns, row) in PRINTER_COLUMNS.items():
+        printers.register(kind, columns, row)
 
 
 def injection_step(options: inject.InjectOptions = inject.InjectOptions()):
