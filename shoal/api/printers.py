@@ -578,20 +578,9 @@ _DEFAULT = ([NAME, AGE], _default_row)
 
 
 def register(kind: str, column_definitions: list[dict[str, Any]], row: _Printer) -> None:
-    """Print `kind` with these columns (NAME first, AGE last, as kubectl expects) and
-    `row(obj, now) -> (cells, wide cells)`; for kinds registered later (Istio's).
-    Call at start-up, before serving."""
+    """Print `kind` (a kind registered later: Istio's) with these column definitions and
+    `row(obj, now) -> (cells, wide cells)`. Call at start-up, before serving."""
     _PRINTERS[kind] = (list(column_definitions), row)
-
-
-def column(name: str, description: str = "") -> dict[str, Any]:
-    """A string column definition (priority 0), as `register` takes them."""
-    return _column(name, description)
-
-
-def age_of(obj: Obj, now: dt.datetime) -> str:
-    """The AGE cell of an object (creationTimestamp as kubectl prints it)."""
-    return _age(obj, now)
 
 
 def columns(kind: str, *, wide: bool = False) -> list[dict[str, Any]]:

@@ -113,6 +113,10 @@ class _Index:
     """FQDN -> Service."""
     pods: dict[str, list[Obj]]
     """namespace -> pods."""
+    pod_by_name: dict[tuple[str, str], Obj]
+    """(namespace, name) -> pod."""
+    pods_by_label: dict[tuple[str, str, Any], list[Obj]]
+    """(namespace, label key, value) -> pods: selectors look up one label, not scan."""
     rules: dict[str, list[Obj]]
     """FQDN -> DestinationRules for that host."""
     state: ClusterState
@@ -128,9 +132,12 @@ class _Index:
         ns = _ns(svc)
         selector = (svc.get("spec") or {}).get("selector")
         if selector:
-            return [p for p in self.pods.get(ns, []) if _has_labels(p, selector)]
-        names = {a.get("targetRef", {}).get("name") for a in self._addresses(svc, ready=True)}
-        return [p for p in self.pods.get(ns, []) if p["metadata"]["name"] in names]
+            key, value = next(iter(selector.items()))
+            return [p for p in self.pods_by_label.get((ns, key, value), [])
+                    if _has_labels(p, selector)]
+        names = {(a.get("targetRef") or {}).get("name") for a in self._addresses(svc, ready=True)}
+        return [p for n in sorted(n for n in names if n)
+                if (p := self.pod_by_name.get((ns, n))) is not None]
 
     def _addresses(self, svc: Obj, *, ready: bool) -> list[Obj]:
         eps = self.state.get(ENDPOINTS, _ns(svc), svc["metadata"]["name"]) or {}
@@ -163,11 +170,14 @@ def _exported_to(obj: Obj, namespace: str) -> bool:
 
 
 def _index(state: ClusterState, mesh: MeshConfig) -> _Index:
-    index = _Index({}, {}, {}, state, mesh)
+    index = _Index({}, {}, {}, {}, {}, state, mesh)
     for svc in state.list(SERVICES):
         index.services[f"{svc['metadata']['name']}.{_ns(svc)}.svc.{mesh.cluster_domain}"] = svc
     for pod in state.list(PODS):
         index.pods.setdefault(_ns(pod), []).append(pod)
+        index.pod_by_name[(_ns(pod), pod["metadata"]["name"])] = pod
+        for key, value in ((pod.get("metadata") or {}).get("labels") or {}).items():
+            index.pods_by_label.setdefault((_ns(pod), key, value), []).append(pod)
     for rule in state.list(DESTINATION_RULES):
         host = (rule.get("spec") or {}).get("host")
         if isinstance(host, str) and host:
@@ -273,9 +283,8 @@ def _reachable(index: _Index, svc: Obj, labels: dict[str, Any]) -> bool:
     ready = index.ready_pods(svc)
     if ready is None:
         return True
-    pods = {p["metadata"]["name"]: p for p in index.pods.get(_ns(svc), [])}
     for pod_name in ready:
-        pod = pods.get(pod_name)
+        pod = index.pod_by_name.get((_ns(svc), pod_name))
         if (pod is None and not labels) or (pod is not None and _has_labels(pod, labels)):
             return True
     return False

@@ -7,6 +7,8 @@ structural schema and semantic validator from `shoal.mesh.validation`, so a malf
 object is rejected at the API with the field path (`spec.mtls.mode: Unsupported value:
 "MUTUAL"`, `spec.http[0].route[1].weight: Invalid value: 120: ...`). Call it once at
 start-up, before serving (the API's kind registry is not meant to change while serving).
+It also registers tables with Istio's printer columns (VirtualService NAME, GATEWAYS,
+HOSTS, AGE; DestinationRule NAME, HOST, AGE) for `kubectl get vs,dr`.
 
 `injection_step(options)` is a mutating admission step (`shoal.apiserver.admission`):
 on Pod CREATE it injects the sidecar when `inject.needs_injection` says so, and rejects
@@ -16,10 +18,9 @@ the chain's `mutating` list.
 
 from __future__ import annotations
 
-from typing import Any
-
 import datetime as dt
 import json
+from typing import Any
 
 from shoal.api import kinds, printers
 from shoal.api.errors import Invalid
@@ -62,6 +63,15 @@ def networking_type(kind: str, version: str) -> kinds.ResourceType:
     raise KeyError(kind)
 
 
+def _column(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "type": "string", "format": "", "description": description,
+            "priority": 0}
+
+
+def _age(obj: Obj, now: dt.datetime) -> str:
+    return printers.since(obj["metadata"].get("creationTimestamp"), now)
+
+
 def _json_cell(value: Any) -> str | None:
     """An array cell as kubectl prints a CRD's JSONPath column: ["a","b"]."""
     return json.dumps(value, separators=(",", ":")) if value else None
@@ -70,21 +80,21 @@ def _json_cell(value: Any) -> str | None:
 def _virtual_service_row(obj: Obj, now: dt.datetime) -> tuple[list[Any], list[Any]]:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     return ([obj["metadata"]["name"], _json_cell(spec.get("gateways")),
-             _json_cell(spec.get("hosts")), printers.age_of(obj, now)], [])
+             _json_cell(spec.get("hosts")), _age(obj, now)], [])
 
 
 def _destination_rule_row(obj: Obj, now: dt.datetime) -> tuple[list[Any], list[Any]]:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    return ([obj["metadata"]["name"], spec.get("host"), printers.age_of(obj, now)], [])
+    return ([obj["metadata"]["name"], spec.get("host"), _age(obj, now)], [])
 
 
 PRINTER_COLUMNS = {
     # Istio's CRD additionalPrinterColumns
-    "VirtualService": ([printers.NAME, printers.column("Gateways", "The names of gateways "
+    "VirtualService": ([printers.NAME, _column("Gateways", "The names of gateways "
                         "and sidecars that should apply these routes"),
-                        printers.column("Hosts", "The destination hosts to which traffic is "
+                        _column("Hosts", "The destination hosts to which traffic is "
                                         "being sent"), printers.AGE], _virtual_service_row),
-    "DestinationRule": ([printers.NAME, printers.column("Host", "The name of a service from "
+    "DestinationRule": ([printers.NAME, _column("Host", "The name of a service from "
                          "the service registry"), printers.AGE], _destination_rule_row),
 }
 
