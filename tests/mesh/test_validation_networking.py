@@ -165,8 +165,10 @@ VS_CASES = [
      "spec.http[0].rewrite.uriRegexRewrite.match: Invalid value"),
     (http(route(dest(), match=[{"uri": {"exact": "/a", "prefix": "/"}}])),
      "spec.http[0].match[0].uri: Invalid value"),
-    (http(route(dest(), match=[{"headers": {"End-User": {"exact": "jason"}}}])),
-     'spec.http[0].match[0].headers[End-User]: Invalid value: "End-User": header names in a match must be lowercase'),
+    (http(route(dest(), match=[{"headers": {"end user": {"exact": "jason"}}}])),
+     'spec.http[0].match[0].headers[end user]: Invalid value: "end user": must be a valid HTTP header name'),
+    (http(route(dest(), match=[{"withoutHeaders": {"@request.auth.claims.": {}}}])),
+     'spec.http[0].match[0].withoutHeaders[@request.auth.claims.]: Invalid value'),
     (http(route(dest(), match=[{"port": 0}])),
      "spec.http[0].match[0].port: Invalid value: 0: must be between 1 and 65535"),
     # fault
@@ -375,6 +377,11 @@ def test_the_api_error_lists_every_problem_with_paths():
     assert 'spec.http[1].timeout: Invalid value: "fast"' in text
     causes = info.value.details["causes"]
     assert {c["field"] for c in causes} == {"spec.http[0].route[1].weight", "spec.http[1].timeout"}
+
+
+def test_istio_accepts_mixed_case_headers_and_jwt_claim_matches():
+    assert messages(http(route(dest(), match=[{"headers": {
+        "End-User": {"exact": "jason"}, "@request.auth.claims.groups": {"exact": "admin"}}}]))) == []
 
 
 def test_a_missing_subset_or_host_is_accepted():

@@ -229,7 +229,7 @@ def _http_match(path: str, match: dict[str, Any]) -> Errs:
         for name, value in as_dict(match.get(key)).items():
             at = f"{path}.{key}[{name}]"
             if key != "queryParams":
-                errs += common.header_name(at, name, lowercase=True)
+                errs += common.header_name(at, name, claims=True)
             errs += _string_match(at, value)
     errs += common.port(f"{path}.port", match.get("port"))
     errs += common.labels(f"{path}.sourceLabels", match.get("sourceLabels"))
