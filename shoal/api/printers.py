@@ -326,6 +326,12 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], _Printer]] = {
 _DEFAULT = ([NAME, AGE], _default_row)
 
 
+def register(kind: str, column_definitions: list[dict[str, Any]], row: _Printer) -> None:
+    """Print `kind` (a kind registered later: Istio's) with these column definitions and
+    `row(obj, now) -> (cells, wide cells)`. Call at start-up, before serving."""
+    _PRINTERS[kind] = (list(column_definitions), row)
+
+
 def columns(kind: str, *, wide: bool = False) -> list[dict[str, Any]]:
     """The column definitions of `kind` (priority-1 columns only when wide)."""
     definitions, _ = _PRINTERS.get(kind, _DEFAULT)

@@ -192,3 +192,51 @@ def check_command(ctx: click.Context) -> None:
 
 
 COMMANDS = [mesh]
+
+
+# -- shoal mesh analyze -----------------------------------------------------------------------
+# (kept together at the end of the module: the analysis reads the API like any client)
+
+from shoal.cli.resources import run_api  # noqa: E402
+from shoal.mesh import analyze as analysis  # noqa: E402
+from shoal.mesh.meshconfig import MeshConfig  # noqa: E402
+from shoal.mesh.source import KINDS as MESH_KINDS, ClusterState  # noqa: E402
+
+ANALYZE_FOUND_ISSUES = 79
+"""istioctl's exit code when analysis finds messages at or above the failure threshold."""
+
+
+async def cluster_state(client) -> ClusterState:
+    """Every object the mesh reads, listed over the API (`ApiClient.list`)."""
+    objects = []
+    for kind in MESH_KINDS:
+        items, _ = await client.list(kind)
+        objects += [(kind, item) for item in items]
+    return ClusterState.of(objects)
+
+
+@mesh.command("analyze")
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="Analyze the VirtualServices and DestinationRules of this namespace.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Analyze every namespace.")
+@click.option("-o", "--output", type=click.Choice(["log", "json", "yaml"]), default="log")
+@click.pass_context
+def analyze_command(ctx: click.Context, namespace: str, all_namespaces: bool, output: str) -> None:
+    """Report problems in VirtualServices and DestinationRules as `istioctl analyze` does
+    (missing hosts and subsets, conflicting hosts, subsets selecting no pod, ...).
+    Exits 79 when there is an error."""
+    state = run_api(ctx, cluster_state)
+    mesh_config = MeshConfig.from_settings(settings_from(ctx))
+    messages = analysis.analyze(state, mesh_config, None if all_namespaces else namespace)
+    if output == "json":
+        click.echo(json.dumps([m.to_json() for m in messages], indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump([m.to_json() for m in messages], sort_keys=False), nl=False)
+    elif not messages:
+        where = "all namespaces" if all_namespaces else f"namespace: {namespace}"
+        click.echo(f"\u2714 No validation issues found when analyzing {where}.")
+    else:
+        for message in messages:
+            click.echo(str(message))
+    if analysis.has_errors(messages):
+        ctx.exit(ANALYZE_FOUND_ISSUES)

@@ -11,7 +11,8 @@ Istio's precedence, most specific first:
 
 A mode of UNSET (or a missing mode) inherits from the next level down. When several
 policies compete at one level, the oldest (creationTimestamp, then name) wins, as in
-Istio. `validate_peer_authentication` is what the API server runs on create/update.
+Istio. `validate_peer_authentication` (what the API server runs on create/update) lives in
+`shoal.mesh.validation.peerauthentication` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from shoal.api.errors import FieldError, invalid, required, unsupported
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import PEER_AUTHENTICATIONS, ClusterState
+from shoal.mesh.validation.peerauthentication import (  # re-exported: its old home
+    DISABLE, MODES, PERMISSIVE, STRICT, UNSET, validate_peer_authentication)
 
 Obj = dict[str, Any]
-
-STRICT, PERMISSIVE, DISABLE, UNSET = "STRICT", "PERMISSIVE", "DISABLE", "UNSET"
-MODES = [UNSET, DISABLE, PERMISSIVE, STRICT]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,41 +80,3 @@ def effective_mtls(
             if port_mode != UNSET:
                 port_modes.append((int(port), port_mode))
     return MtlsPolicy(mode, tuple(port_modes))
-
-
-def validate_peer_authentication(obj: Obj) -> list[FieldError]:
-    """Field errors of a PeerAuthentication, with Kubernetes-style paths."""
-    errors: list[FieldError] = []
-    spec = obj.get("spec")
-    if spec is None:
-        return errors  # an empty policy is valid (inherits everything)
-    if not isinstance(spec, dict):
-        return [invalid("spec", spec, "must be an object")]
-    selector = spec.get("selector")
-    if selector is not None:
-        labels = (selector or {}).get("matchLabels")
-        if not isinstance(labels, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-            errors.append(invalid("spec.selector.matchLabels", labels,
-                                  "must be a map of string keys to string values"))
-    mtls = spec.get("mtls")
-    if mtls is not None:
-        mode = (mtls or {}).get("mode", UNSET)
-        if mode not in MODES:
-            errors.append(unsupported("spec.mtls.mode", mode, MODES))
-    port_level = spec.get("portLevelMtls")
-    if port_level is not None:
-        if not selector:
-            errors.append(required("spec.selector",
-                                   "portLevelMtls requires a workload selector"))
-        if not isinstance(port_level, dict):
-            errors.append(invalid("spec.portLevelMtls", port_level, "must be a map of port to mtls"))
-        else:
-            for port, value in port_level.items():
-                path = f"spec.portLevelMtls[{port}]"
-                if not str(port).isdigit() or not 0 < int(port) < 65536:
-                    errors.append(invalid(path, port, "port must be a number in 1-65535"))
-                mode = (value or {}).get("mode", UNSET) if isinstance(value, dict) else value
-                if mode not in MODES:
-                    errors.append(unsupported(f"{path}.mode", mode, MODES))
-    return errors
