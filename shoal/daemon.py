@@ -36,6 +36,7 @@ from shoal.fsutil import write_atomic
 from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
 from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
+from shoal.mesh.status import start_status_writer
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
 from shoal.node import MeshHooks, run_node
 from shoal.node.kubeproxy import ServiceSync
@@ -134,6 +135,9 @@ class Daemon:
         self.mesh_control = MeshControl(source, ca, MeshConfig.from_settings(s))
         await self.mesh_control.start()
         self._on_stop("mesh control", self.mesh_control.stop)
+        # VirtualService/DestinationRule status.conditions/validationMessages (istiod's role).
+        status_writer = await start_status_writer(source, self.client, MeshConfig.from_settings(s))
+        self._on_stop("mesh status", status_writer.stop)
         self.xds = XdsServer(self.mesh_control)
         s.socket_dir.mkdir(parents=True, exist_ok=True)
         await self.xds.start(s.socket_dir / "xds.sock", mode=0o600)

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from shoal.api import kinds, printers
+from shoal.api import kinds, printcells, printers
 from shoal.api.errors import Invalid
 from shoal.mesh import inject
 from shoal.mesh.validation import destinationrule, envoyfilter, virtualservice
@@ -68,10 +68,6 @@ def _column(name: str, description: str) -> dict[str, Any]:
             "priority": 0}
 
 
-def _age(obj: Obj, now: dt.datetime) -> str:
-    return printers.since(obj["metadata"].get("creationTimestamp"), now)
-
-
 def _json_cell(value: Any) -> str | None:
     """An array cell as kubectl prints a CRD's JSONPath column: ["a","b"]."""
     return json.dumps(value, separators=(",", ":")) if value else None
@@ -80,12 +76,12 @@ def _json_cell(value: Any) -> str | None:
 def _virtual_service_row(obj: Obj, now: dt.datetime) -> tuple[list[Any], list[Any]]:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     return ([obj["metadata"]["name"], _json_cell(spec.get("gateways")),
-             _json_cell(spec.get("hosts")), _age(obj, now)], [])
+             _json_cell(spec.get("hosts")), printcells.age(obj, now)], [])
 
 
 def _destination_rule_row(obj: Obj, now: dt.datetime) -> tuple[list[Any], list[Any]]:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    return ([obj["metadata"]["name"], spec.get("host"), _age(obj, now)], [])
+    return ([obj["metadata"]["name"], spec.get("host"), printcells.age(obj, now)], [])
 
 
 PRINTER_COLUMNS = {

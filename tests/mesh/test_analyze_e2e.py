@@ -3,16 +3,12 @@ user meets them: a real daemon (`shoal up`), real kubectl, `shoal mesh analyze`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
 from shoal.api import kinds as api_kinds
-from shoal.client import HttpClient
 from shoal.mesh import kinds
-from shoal.mesh.apisource import ApiSource
-from shoal.mesh.status import StatusWriter
 from tests.daemon_harness import ShoalInstance, wait_for
 
 pytestmark = pytest.mark.slow
@@ -152,32 +148,19 @@ def test_analyze_reports_what_the_api_accepted_then_clears(shoal, registry):
     assert shoal.shoal("mesh", "analyze", "-n", "kube-system").stdout.strip() == (
         "\u2714 No validation issues found when analyzing namespace: kube-system.")
 
-    # status over the real API: the writer runs here, on HttpClient + ApiSource
-    async def with_writer(check):
-        async with HttpClient.from_kubeconfig(shoal.kubeconfig) as client:
-            source = ApiSource(client, retry_seconds=0.2)
-            await source.start()
-            writer = StatusWriter(source, client, debounce_seconds=0.05)
-            await writer.start()
-            try:
-                return await asyncio.to_thread(check)
-            finally:
-                await writer.stop()
-                await source.stop()
-
+    # status as the daemon writes it (istiod's role): kubectl get vs -o json shows it
     def vs_codes():
         vs = json.loads(shoal.kubectl("get", "vs", "reviews", "-o", "json").stdout)
         messages = (vs.get("status") or {}).get("validationMessages")
         return None if messages is None and "conditions" not in (vs.get("status") or {}) \
             else [m["type"]["code"] for m in messages or []]
 
-    codes = asyncio.run(with_writer(lambda: wait_for(vs_codes, timeout=30)))
+    codes = wait_for(vs_codes, timeout=30)
     assert "IST0101" in codes
 
     # fix it: the subset exists and selects running pods; analysis and status clear
     shoal.kubectl("apply", "-f", "-", input=FIXED_DR + "\n---\n" + PODS)
     wait_for(lambda: shoal.shoal("mesh", "analyze", check=False).returncode == 0, timeout=90)
     # (a warning that the pods have no ready endpoint yet may remain: not an error)
-    assert asyncio.run(with_writer(lambda: wait_for(
-        lambda: (codes := vs_codes()) is not None and "IST0101" not in codes,
-        timeout=30))) is True
+    assert wait_for(lambda: (codes := vs_codes()) is not None and "IST0101" not in codes,
+                    timeout=30) is True
