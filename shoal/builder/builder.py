@@ -56,8 +56,11 @@ from shoal.builder.progress import PlainProgress, Progress
 from shoal.builder.runmounts import RunMount, parse_mount
 from shoal.images import Image, ImageError, ImageStore, mediatypes, mounts, registry
 from shoal.images.layerfile import store_layer_tar, write_diff_tar
-from shoal.runtime import NETWORK_HOST, ContainerIntent, Mount, Runtime, RuntimeError_, RuntimeFailure
+from shoal.runtime import (
+    NETWORK_HOST, ContainerIntent, Mount, Runtime, RuntimeError_, RuntimeFailure, create_container,
+)
 from shoal.runtime.spec.users import resolve_user
+from shoal.tasks import cancel_and_wait
 
 RUNC_MOUNT_POINTS = ["/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]
 OUTPUT_TAIL = 30
@@ -251,9 +254,7 @@ class _BuildRun:
         try:
             await asyncio.gather(*tasks)
         except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             raise
         final: ic.StageState = self.results[stages[-1].index].result()
         return await asyncio.to_thread(self._commit, final)
@@ -431,8 +432,6 @@ class _BuildRun:
                              env: dict[str, str], workdir: str, run_mounts: list[RunMount],
                              network: str):
         key = self.scratch.new_key(step.number)
-        self.scratch.snapshots.add(key)
-        rootfs = await asyncio.to_thread(self.store.snapshots.prepare, key, ic.layered(state))
         mounts_: list[Mount] = []
         run_env = dict(env)
         if self.opts.host_pip_config:
@@ -454,25 +453,31 @@ class _BuildRun:
                 src = self.context.root / (m.source or ".").lstrip("/")
                 mounts_.append(Mount(m.target, str(src), read_only=m.readonly))
         destinations = RUNC_MOUNT_POINTS + [m.destination for m in mounts_]
-
-        def before() -> set[str]:
-            fsops.make_dirs(rootfs, workdir, 0, 0, chown_new=False)
-            return {d for d in destinations if os.path.lexists(fsops.resolve_in_root(rootfs, d))}
-
-        existed = await asyncio.to_thread(before)
+        existed: set[str] = set()
         cid = key
         log_dir = tempfile.mkdtemp(prefix="shoal-build-log-")
         self.scratch.tmpdirs.add(log_dir)
-        intent = ContainerIntent(
-            id=cid, rootfs=rootfs, command=argv, env=run_env, working_dir=workdir,
-            user=state.runtime.get("User") or None, hostname="shoal-build", mounts=tuple(mounts_),
-            network=NETWORK_HOST if network != "none" else "none",
-            log_path=Path(log_dir) / "run.log", labels={"io.shoal.build": "true"},
-        )
+
+        async def build_intent(rootfs: Path) -> ContainerIntent:
+            def before() -> set[str]:
+                fsops.make_dirs(rootfs, workdir, 0, 0, chown_new=False)
+                return {d for d in destinations if os.path.lexists(fsops.resolve_in_root(rootfs, d))}
+
+            existed.update(await asyncio.to_thread(before))
+            return ContainerIntent(
+                id=cid, rootfs=rootfs, command=argv, env=run_env, working_dir=workdir,
+                user=state.runtime.get("User") or None, hostname="shoal-build", mounts=tuple(mounts_),
+                network=NETWORK_HOST if network != "none" else "none",
+                log_path=Path(log_dir) / "run.log", labels={"io.shoal.build": "true"},
+            )
+
         tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL)
+        # recorded first: a Ctrl-C during the create still finds them in the scratch list
+        self.scratch.snapshots.add(key)
         self.scratch.containers.add(cid)
         try:
-            await self.b.runtime.run(intent, {})
+            await create_container(self.b.runtime, build_intent, {}, snapshots=self.store.snapshots, key=key,
+                                   image=ic.layered(state), start=True)
         except RuntimeFailure as exc:
             raise BuildError(f"could not start the RUN container: {exc}", ins.line, "RUN") from None
 
@@ -487,9 +492,7 @@ class _BuildRun:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(follower), 2.0)
         finally:
-            follower.cancel()
-            with contextlib.suppress(BaseException):
-                await follower
+            await cancel_and_wait(follower)
             await self.scratch.remove_container(cid)
         if status.exit_code != 0:
             output = "\n".join(tail)

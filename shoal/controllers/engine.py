@@ -41,9 +41,11 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping, Protocol
 
+from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.api.client import ApiClient, Obj
 from shoal.controllers.errors import ControllerError
+from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -455,8 +457,7 @@ class Informer:
         meta = obj.get("metadata") or {}
         if not meta.get("deletionTimestamp"):
             obj = copy.deepcopy(obj)
-            obj["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                 time.gmtime())
+            obj["metadata"]["deletionTimestamp"] = timestamps.now()
         self.apply("MODIFIED", obj)
 
     def _replace(self, items: list[Obj], revision: int) -> None:
@@ -538,9 +539,7 @@ class Controller:
             await asyncio.gather(*workers)
         finally:
             self.queue.shutdown()
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await cancel_and_wait(workers)
 
     async def _work(self) -> None:
         while True:
@@ -677,9 +676,7 @@ class Manager:
         tasks, self._tasks = self._tasks, []
         for controller in self.controllers:
             controller.queue.shutdown()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
 
     async def __aenter__(self) -> "Manager":
         await self.start()

@@ -103,8 +103,7 @@ class NodeAgent:
         await cancel_and_wait(self._tasks, [w.task for w in workers])
         for w in workers:
             await w.stop_side_tasks()
-        for task in list(self._bg):
-            task.cancel()
+        await cancel_and_wait(list(self._bg))
         self._tasks = []
 
     def _selector(self) -> str:

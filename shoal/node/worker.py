@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal import timestamps
-from shoal.node import envvars, instances, intent, lifecycle, paths, podfiles, probes, pulling, status, views, volumes
+from shoal.node import envvars, instances, intent, lifecycle, paths, podfiles, pulling, status, views, volumes
 from shoal.node.errors import ContainerConfigError, ContainerCreateError, ImagePullError, VolumeError
 from shoal.node.instances import Instance
 from shoal.node.lifecycle import TERMINAL, Completion, field_path
