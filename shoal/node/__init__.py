@@ -21,7 +21,8 @@ container=None, previous=False) -> (container_id, log_path)`.
 Modules: agent (watches, NodeServices for the workers), services (the NodeServices
 protocol), worker (per-pod sync, executes), lifecycle (pure lifecycle decisions), status
 and views (pure status), observed (runtime -> observations), containers (container
-operations and their index), instances (probe loops, exit waiters, handlers), envvars
+operations and their index), instances (probe loops, exit waiters, handlers), stopping
+(preStop, grace, stop order, removing a pod), envvars
 (pure env), intent (pure runtime intent), volumes (atomic writer, emptyDir, hostPath,
 PVC, downwardAPI, projected), probes (incl. probing inside a pod netns), backoff
 (CrashLoopBackOff), pulling (imagePullPolicy), provisioner (local-path PVCs), hooks

@@ -21,6 +21,9 @@ whole picture from the runtime alone, and running containers are adopted, not re
 The worker reaches the node only through `NodeServices` (shoal.node.services): container
 operations, events, backoff, the API calls the kubelet makes.
 
+Stopping (preStop, grace, order) and removing a pod are `shoal.node.stopping`'s; the
+worker hands itself to it.
+
 Concurrency: a worker's syncs are serialized (one task); probe loops and exit waiters are
 side tasks (shoal.node.instances) that only record a verdict and set `wake`. Different
 pods run in parallel.
@@ -33,17 +36,18 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from shoal import timestamps
-from shoal.node import envvars, instances, intent, lifecycle, paths, podfiles, pulling, status, views, volumes
+from shoal.node import (
+    envvars, instances, intent, lifecycle, paths, podfiles, pulling, status, stopping, views, volumes,
+)
 from shoal.node.errors import ContainerConfigError, ContainerCreateError, ImagePullError, VolumeError
 from shoal.node.instances import Instance
 from shoal.node.lifecycle import TERMINAL, Completion, field_path
-from shoal.node.observed import Observed, ObservedPod, instances_of, observe, running_id
+from shoal.node.observed import Observed, ObservedPod, instances_of, observe
 from shoal.node.seams import Sandbox
 from shoal.node.services import NodeServices
 
@@ -162,7 +166,7 @@ class PodWorker:
                 self.emit("Normal", "DeadlineExceeded", self.terminal_reason[1])
         if self.terminal_phase or (pod.get("status") or {}).get("phase") in TERMINAL:
             self.terminal_phase = self.terminal_phase or pod["status"]["phase"]
-            await self._stop_all(observed, grace=lifecycle.termination_grace(pod))
+            await stopping.stop_all(self, observed, grace=lifecycle.termination_grace(pod))
             await self.node.network.delete_sandbox(self.key)
             await self.write_status(views.terminal_views(self.pod, await self.observe(), self.image_ids),
                                     phase=self.terminal_phase)
@@ -220,7 +224,7 @@ class PodWorker:
                                    completing=self.completing)
         if end is Completion.STOP_SIDECARS:
             self.completing = True
-            await self._stop_sidecars(observed, lifecycle.termination_grace(pod))
+            await stopping.stop_sidecars(self, observed, lifecycle.termination_grace(pod))
             return 0.0  # re-observe with the sidecars stopped
         if end is Completion.TERMINAL:
             self.terminal_phase = phase
@@ -279,7 +283,7 @@ class PodWorker:
                 self._spec_changed.add(cur.container_id)
             if inst.kill_reason:
                 grace = inst.kill_grace if inst.kill_grace is not None else lifecycle.termination_grace(self.pod)
-                await self._kill(c, cur.container_id, grace, inst.kill_reason)
+                await stopping.kill(self, c, cur.container_id, grace, inst.kill_reason)
                 return StepResult(view, 0.0)
             view.container_id = cur.container_id
             view.running_since = cur.started_at or dt.datetime.now(dt.timezone.utc)
@@ -409,28 +413,20 @@ class PodWorker:
         self._pull_failures.pop(pull_key, None)
         return img
 
-    # -- probes, handlers and stopping -----------------------------------------------------
+    # -- probes, handlers and stopping (shoal.node.stopping) -------------------------------
 
-    def _target(self, sandbox: Sandbox | None) -> lifecycle.HandlerTarget:
+    def handler_target(self, sandbox: Sandbox | None) -> lifecycle.HandlerTarget:
         return lifecycle.handler_target(sandbox, probe_in_netns=self.node.hooks.probe_in_netns(self.pod),
                                         pod_ip=self.pod_ip)
 
     def _track(self, c: Obj, cid: str, sandbox: Sandbox) -> Instance:
         name = c["name"]
         inst = instances.track(
-            self.pod, c, cid, containers=self.node.containers, target=self._target(sandbox),
+            self.pod, c, cid, containers=self.node.containers, target=self.handler_target(sandbox),
             time_scale=self.node.probe_time_scale, is_current=lambda i: self.instances.get(name) is i,
             wake=self.wake.set, on_unhealthy=lambda message: self.emit("Warning", "Unhealthy", message, c))
         self.instances[name] = inst
         return inst
-
-    async def _kill(self, c: Obj, cid: str, grace: float, message: str) -> None:
-        self.emit("Normal", "Killing", message, c)
-        inst = self.instances.pop(c["name"], None)
-        if inst is not None:
-            inst.cancel()
-        await self._pre_stop(c, cid, grace)
-        await self.node.containers.stop(cid, grace)
 
     async def _post_start(self, c: Obj, cid: str, sandbox: Sandbox) -> bool:
         """The postStart hook, run before the next container starts (as the kubelet does);
@@ -440,62 +436,17 @@ class PodWorker:
             return True
         grace = lifecycle.termination_grace(self.pod)
         result = await instances.run_hook(hook, c, cid, containers=self.node.containers,
-                                          target=self._target(sandbox), timeout=max(grace, 30.0))
+                                          target=self.handler_target(sandbox), timeout=max(grace, 30.0))
         if result is not None and result.success:
             return True
         self.emit("Warning", "FailedPostStartHook", f"PostStartHook failed: {getattr(result, 'message', '')}", c)
-        await self._kill(c, cid, grace, f"FailedPostStartHook: container {c['name']} will be restarted")
+        await stopping.kill(self, c, cid, grace, f"FailedPostStartHook: container {c['name']} will be restarted")
         return False
-
-    async def _pre_stop(self, c: Obj, cid: str, grace: float) -> None:
-        hook = (c.get("lifecycle") or {}).get("preStop")
-        if hook:
-            result = await instances.run_hook(hook, c, cid, containers=self.node.containers, bounded=True,
-                                              target=self._target(await self.node.network.get_sandbox(self.key)),
-                                              timeout=max(grace, 1.0))
-            if result is not None and not result.success:
-                self.emit("Warning", "FailedPreStopHook", f"PreStopHook failed: {result.message}", c)
-
-    def _sidecars(self) -> list[Obj]:
-        return [c for c in self.pod["spec"].get("initContainers") or [] if lifecycle.is_sidecar(c)]
-
-    async def _stop_sidecars(self, observed: ObservedPod, grace: float) -> None:
-        for c in reversed(self._sidecars()):
-            cid = running_id(observed, c)
-            if cid:
-                await self._kill(c, cid, grace, f"Stopping container {c['name']}")
-
-    async def _stop_all(self, observed: ObservedPod, grace: float) -> None:
-        """Stop every running container: regular ones first (concurrently), then sidecars
-        in reverse order, sharing one grace period as the kubelet does."""
-        spec = self.pod["spec"]
-        deadline = time.monotonic() + grace
-        regular = list(spec["containers"]) + [
-            c for c in spec.get("initContainers") or [] if not lifecycle.is_sidecar(c)]
-        await asyncio.gather(*(
-            self._kill(c, cid, grace, f"Stopping container {c['name']}")
-            for c in regular if (cid := running_id(observed, c))))
-        for c in reversed(self._sidecars()):
-            cid = running_id(observed, c)
-            if cid:
-                await self._kill(c, cid, max(1.0, deadline - time.monotonic()), f"Stopping container {c['name']}")
-        await self.stop_side_tasks()
 
     async def terminate(self, pod: Obj) -> None:
         """Graceful deletion: stop everything, then remove every trace of the pod."""
-        await self._stop_all(await self.observe(), lifecycle.deletion_grace(pod))
-        await self.remove_everything()
-
-    async def remove_everything(self) -> None:
-        await self.stop_side_tasks()
-        for insts in (await self.observe()).values():
-            for o in insts:
-                await self.node.containers.remove(o.container_id)
-        await self.node.network.delete_sandbox(self.key)
-        await self.node.hooks.release_pod(self.pod, self.root)
-        await asyncio.to_thread(volumes.teardown_pod_volumes, self.root)
-        await asyncio.to_thread(shutil.rmtree, self.root, True)
-        self.node.backoff.forget_prefix(f"{self.uid}/")
+        await stopping.stop_all(self, await self.observe(), lifecycle.deletion_grace(pod))
+        await stopping.remove_everything(self)
 
     # -- files, volumes, status ------------------------------------------------------------
 
