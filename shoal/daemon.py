@@ -6,9 +6,13 @@ constructs another layer's objects.
 Start order: store -> host network (bridge, routes, base chains) -> registry + HTTPS
 server -> kubeconfig -> controllers -> service proxy + cluster DNS -> mesh control plane
 (ClusterSource over the API, CA, ADS/SDS on Unix sockets) -> node agent (with the mesh's
-pod hooks: capture rules, Envoy sidecars). Each component gets the `ApiClient` (in-process `LocalClient`) and the
-`Settings`; none reaches into another's internals, so any of them can later run as its
-own process with an `HttpClient` instead.
+pod hooks: capture rules, Envoy sidecars). Each component gets the `ApiClient`
+(in-process `LocalClient`) and the `Settings`; none reaches into another's internals, so
+any of them can later run as its own process with an `HttpClient` instead.
+
+Layout: `Daemon.start` (one section per component, in start order), the mesh status
+endpoint, stopping, then the builders (`build_network`, `start_node`) shared with the
+bench and the tests, and small helpers.
 
 Stop (SIGTERM/SIGINT): components stop in reverse order; containers and pod sandboxes
 keep running, so a restarted daemon re-adopts them without restarting a pod. `shoal down`
@@ -27,13 +31,13 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from shoal.api import validation
+from shoal.api.client import ApiClient
 from shoal.apiserver import pki
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
 from shoal.apiserver.registry import Registry
 from shoal.config import Settings
-from shoal.api.client import ApiClient
 from shoal.controllers import build_manager
 from shoal.controllers.events import EventRecorder
 from shoal.fsutil import write_atomic

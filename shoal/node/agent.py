@@ -62,10 +62,11 @@ class NodeAgent:
         hooks: PodHooks | None = None,
     ) -> None:
         """runtime: the container runtime; images: the image store (pulls, snapshots);
-        network: the pod network; recorder: Events (None: none are recorded). backoff: CrashLoopBackOff timing; resync_seconds: longest time
-        a worker sleeps without an event (the PLEG relist period); probe_time_scale
-        multiplies probe periods and delays (tests: < 1); hooks: how higher layers shape
-        pods (shoal.node.hooks; the daemon passes the mesh's)."""
+        network: the pod network; recorder: Events (None: none are recorded).
+        backoff: CrashLoopBackOff timing; resync_seconds: longest time a worker sleeps
+        without an event (the PLEG relist period); probe_time_scale multiplies probe
+        periods and delays (tests: < 1); hooks: how higher layers shape pods
+        (shoal.node.hooks; the daemon passes the mesh's)."""
         self.client = client
         self.settings = settings
         self.containers = PodContainers(runtime, images)
@@ -75,7 +76,7 @@ class NodeAgent:
         self.resync_seconds = resync_seconds
         self.probe_time_scale = probe_time_scale
         self.puller = ImagePuller(images)
-        self.host_ip: str = getattr(network, "gateway", "127.0.0.1")
+        self.host_ip: str = network.gateway
         self.hooks: PodHooks = hooks or NoHooks()
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._tasks: list[asyncio.Task] = []
