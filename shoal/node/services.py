@@ -34,32 +34,15 @@ Obj = dict[str, Any]
 
 
 class NodeServices(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def hooks(self) -> PodHooks: ...
-
-    @property
-    def network(self) -> PodNetworkPort: ...
-
-    @property
-    def containers(self) -> PodContainers: ...
-
-    @property
-    def puller(self) -> ImagePuller: ...
-
-    @property
-    def backoff(self) -> Backoff: ...
-
-    @property
-    def resync_seconds(self) -> float: ...
-
-    @property
-    def probe_time_scale(self) -> float: ...
-
-    @property
-    def host_ip(self) -> str: ...
+    settings: Settings
+    hooks: PodHooks
+    network: PodNetworkPort
+    containers: PodContainers
+    puller: ImagePuller
+    backoff: Backoff
+    resync_seconds: float
+    probe_time_scale: float
+    host_ip: str
 
     def emit(self, pod: Mapping[str, Any], type_: str, reason: str, message: str,
              field_path: str | None = None) -> None: ...
