@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from shoal.controllers.engine import Informer
+from shoal.controllers.informer import Informer
 from shoal.network import ServiceProxy, service_view
 from shoal.tasks import cancel_and_wait
 
