@@ -106,7 +106,8 @@ async def delete_batch(client, n: int, tag: str) -> None:
 async def main(sizes: list[int]) -> None:
     from shoal.apiserver.local import LocalClient
     from shoal.images import ImageStore
-    from shoal.node import BackoffPolicy, build_network, build_runtime, run_node, teardown_node
+    from shoal.daemon import build_network, start_node
+    from shoal.node import BackoffPolicy, build_runtime, teardown_node
 
     runtime_name = "shoal.runtime (runc + conmon)"
     tag = secrets.token_hex(2)
@@ -118,14 +119,14 @@ async def main(sizes: list[int]) -> None:
         cgroup_parent = f"shoal-bench-{tag}"
         images = ImageStore(settings.images_dir)
         await asyncio.to_thread(images.bootstrap_busybox, "busybox")
-        network = build_network(settings, f"shoal-nb-{tag}-")
+        network = build_network(settings, netns_prefix=f"shoal-nb-{tag}-")
         runtime = build_runtime(settings, cgroup_parent)
         async with LocalClient.open(settings.store_path) as client:
             handle = None
             try:
                 await network.setup_host()
-                handle = await run_node(client, settings, network=network, runtime=runtime, images=images,
-                                        backoff=BackoffPolicy(), resync_seconds=10.0)
+                handle = await start_node(client, settings, network=network, runtime=runtime, images=images,
+                                          backoff=BackoffPolicy(), resync_seconds=10.0)
                 # warm-up: the first pod unpacks the image's layer (like a pull, which the
                 # SLO excludes); it is not counted
                 await run_batch(client, settings.node_name, 1, "warmup")
@@ -149,7 +150,7 @@ async def main(sizes: list[int]) -> None:
             finally:
                 if handle is not None:
                     await handle.stop()
-                await teardown_node(settings, network=network, runtime=runtime)
+                await teardown_node(settings, network=network, runtime=runtime, images=images)
                 await network.teardown()
 
 

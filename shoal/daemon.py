@@ -1,11 +1,18 @@
-"""The shoal daemon: every component in one asyncio process (the embedded default).
+"""The shoal daemon: every component in one asyncio process (the embedded default), and
+the one composition root: every component is built here (or by the builders below,
+which the bench and the tests use too), and handed what it needs; no component
+constructs another layer's objects.
 
 Start order: store -> host network (bridge, routes, base chains) -> registry + HTTPS
 server -> kubeconfig -> controllers -> service proxy + cluster DNS -> mesh control plane
 (ClusterSource over the API, CA, ADS/SDS on Unix sockets) -> node agent (with the mesh's
-pod hooks: capture rules, Envoy sidecars). Each component gets the `ApiClient` (in-process `LocalClient`) and the
-`Settings`; none reaches into another's internals, so any of them can later run as its
-own process with an `HttpClient` instead.
+pod hooks: capture rules, Envoy sidecars). Each component gets the `ApiClient`
+(in-process `LocalClient`) and the `Settings`; none reaches into another's internals, so
+any of them can later run as its own process with an `HttpClient` instead.
+
+Layout: `Daemon.start` (one section per component, in start order), the mesh status
+endpoint, stopping, then the builders (`build_network`, `start_node`) shared with the
+bench and the tests, and small helpers.
 
 Stop (SIGTERM/SIGINT): components stop in reverse order; containers and pod sandboxes
 keep running, so a restarted daemon re-adopts them without restarting a pod. `shoal down`
@@ -15,7 +22,6 @@ then removes them (`shoal.teardown`). Stopping never deletes stored objects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -25,6 +31,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from shoal.api import validation
+from shoal.api.client import ApiClient
 from shoal.apiserver import pki
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.http import ApiServer
@@ -32,15 +39,20 @@ from shoal.apiserver.local import LocalClient, ensure_namespaces
 from shoal.apiserver.registry import Registry
 from shoal.config import Settings
 from shoal.controllers import build_manager
+from shoal.controllers.events import EventRecorder
 from shoal.fsutil import write_atomic
+from shoal.images import ImageStore
+from shoal.kubeproxy import ServiceSync
 from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
 from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
+from shoal.mesh.sidecar import MeshHooks
 from shoal.mesh.status import start_status_writer
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
-from shoal.node import MeshHooks, run_node
-from shoal.node.kubeproxy import ServiceSync
+from shoal.node import DEFAULT_CGROUP_PARENT, BackoffPolicy, NodeHandle, PodHooks, build_runtime, run_node
+from shoal.runtime import Runtime
 from shoal.store import Allocations, Store
+from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger("shoal.daemon")
 
@@ -86,7 +98,7 @@ class Daemon:
         self._on_stop("allocations", _async(allocations.close))
 
         # The host network first: the registry allocates ClusterIPs/NodePorts from it.
-        network = PodNetwork(s, allocations, netns_prefix=s.netns_prefix)
+        network = build_network(s, allocations)
         await network.setup_host()
 
         # Istio's kinds and sidecar injection join the API before it serves.
@@ -144,9 +156,10 @@ class Daemon:
         self._on_stop("xds server", self.xds.stop)
         self.mesh_source = source
 
+        # The node agent, with the mesh's pod hooks (capture rules, Envoy sidecars).
         hooks = MeshHooks(xds_server=self.xds, socket_dir=s.socket_dir / "xds",
                           cluster_domain=s.cluster_domain)
-        node = await run_node(self.client, s, network=network, hooks=hooks)
+        node = await start_node(self.client, s, network=network, hooks=hooks)
         self._on_stop("node agent", node.stop)
 
         write_atomic(s.pid_file, f"{os.getpid()}\n")
@@ -201,6 +214,48 @@ class ServiceAddresses:
         self._network.release_node_port(service_key, None)
 
 
+# -- builders: the node's parts, shared with the bench and the tests ------------------------
+
+
+def build_network(settings: Settings, allocations: Allocations | None = None, *,
+                  netns_prefix: str | None = None) -> PodNetwork:
+    """The pod network over the store's allocations (opened here when not given; the
+    caller runs `setup_host()` once per process)."""
+    return PodNetwork(settings, allocations if allocations is not None else Allocations(settings.store_path),
+                      netns_prefix=netns_prefix or settings.netns_prefix)
+
+
+async def start_node(
+    client: ApiClient,
+    settings: Settings,
+    *,
+    network: PodNetwork,
+    hooks: PodHooks | None = None,
+    runtime: Runtime | None = None,
+    images: ImageStore | None = None,
+    cgroup_parent: str = DEFAULT_CGROUP_PARENT,
+    backoff: BackoffPolicy = BackoffPolicy(),
+    resync_seconds: float = 10.0,
+    probe_time_scale: float = 1.0,
+) -> NodeHandle:
+    """The node agent and provisioner as the daemon runs them: runtime (in
+    `cgroup_parent`), image store and the "kubelet" event recorder built here unless
+    given. hooks: the mesh's by default, without an xDS server (injected sidecars then
+    start but never turn ready); the daemon passes one bound to its XdsServer."""
+    if hooks is None:
+        hooks = MeshHooks(socket_dir=settings.socket_dir / "xds", cluster_domain=settings.cluster_domain)
+    return await run_node(
+        client, settings,
+        runtime=runtime if runtime is not None else build_runtime(settings, cgroup_parent),
+        images=images if images is not None else ImageStore(settings.images_dir),
+        network=network,
+        recorder=EventRecorder(client, "kubelet", host=settings.node_name),
+        hooks=hooks, backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
 def _async(fn: Callable[[], Any]) -> Stopper:
     async def run() -> None:
         fn()
@@ -210,9 +265,7 @@ def _async(fn: Callable[[], Any]) -> Stopper:
 
 def _cancel(task: asyncio.Task[Any]) -> Stopper:
     async def run() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     return run
 
@@ -220,7 +273,7 @@ def _cancel(task: asyncio.Task[Any]) -> Stopper:
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401 - an optional dependency: imported only where the loop is made
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:

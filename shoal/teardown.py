@@ -2,7 +2,9 @@
 
 Called by `shoal down` after the daemon stopped (and by tests). Each layer offers its
 own cleanup; this module only calls them in order: containers, then snapshots/mounts,
-then sandboxes and network. Every step is idempotent and errors in one step do not stop
+then sandboxes and network. This is `shoal down`'s composition root: it builds the
+runtime, image store and pod network over the state dir and hands them to each layer's
+teardown. Every step is idempotent and errors in one step do not stop
 the others; what failed is reported.
 """
 
@@ -14,6 +16,10 @@ import shutil
 from typing import Any
 
 from shoal.config import Settings
+from shoal.images import ImageStore
+from shoal.network import PodNetwork
+from shoal.node import build_runtime, teardown_node
+from shoal.store import Allocations
 
 log = logging.getLogger("shoal.teardown")
 
@@ -35,15 +41,17 @@ async def _teardown(settings: Settings) -> list[str]:
 
 
 async def _containers_and_sandboxes(settings: Settings) -> None:
-    from shoal.node import teardown_node
-
-    await teardown_node(settings)
+    allocations = Allocations(settings.store_path)
+    try:
+        await teardown_node(
+            settings, runtime=build_runtime(settings),
+            images=ImageStore(settings.images_dir) if settings.images_dir.exists() else None,
+            network=PodNetwork(settings, allocations, netns_prefix=settings.netns_prefix))
+    finally:
+        allocations.close()
 
 
 async def _host_network(settings: Settings) -> None:
-    from shoal.network import PodNetwork
-    from shoal.store import Allocations
-
     allocations = Allocations(settings.store_path)
     try:
         await PodNetwork(settings, allocations, netns_prefix=settings.netns_prefix).teardown()

@@ -8,12 +8,15 @@
 
 Modules: dockerfile (parse, pure), expand (variables, pure), metadata (config
 instructions, pure), imageconfig (stage state, pure), runmounts (RUN --mount, pure),
-context (.dockerignore, hashing), pipconfig (host pip settings for RUN), fsops (copy
-and stub pruning inside a rootfs), cache (layer cache), progress (rich/plain),
-builder (planning, RUN/COPY/ADD execution, cleanup).
+stages (which stages a target needs, pure), context (.dockerignore, hashing), sources
+(COPY/ADD sources, ADD URLs), pipconfig (host pip settings for RUN), fsops (copy and
+stub pruning inside a rootfs), cache (layer cache), progress (rich/plain), scratch
+(what a build must clean up), builder (planning, RUN/COPY/ADD execution; RUN containers
+through `shoal.runtime.create_container`).
 """
 
-from shoal.builder.builder import Builder, BuildOptions, BuildResult, select_stages
+from shoal.builder.builder import Builder, BuildOptions, BuildResult
+from shoal.builder.stages import select_stages
 from shoal.builder.dockerfile import Dockerfile, Instruction, Stage, parse
 from shoal.builder.errors import (
     BuildError,

@@ -17,7 +17,7 @@ RUN/COPY/ADD are looked up in the layer cache first (cache.py) with key =
 chain(parent chain, instruction with args/env resolved, content hash of what it reads).
 
 Failure and Ctrl-C: every container and snapshot a build creates is recorded in its
-`_Scratch` and removed in a `finally` (shielded from cancellation); the image is
+`Scratch` (scratch.py) and removed in a `finally` (shielded from cancellation); the image is
 committed and tagged only after every stage succeeded, so a failed build leaves no tag.
 Blocking work (mount, tar, copy, hashing) runs in threads.
 """
@@ -29,16 +29,11 @@ import collections
 import contextlib
 import copy
 import dataclasses
-import glob
-import hashlib
 import os
 import posixpath
-import secrets as pysecrets
-import shutil
 import stat
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -46,18 +41,24 @@ from shoal.builder import imageconfig as ic
 from shoal.builder import fsops, pipconfig
 from shoal.builder.cache import LayerCache
 from shoal.builder.context import BuildContext
-from shoal.builder.dockerfile import Dockerfile, Instruction, Stage, parse, shell_words
+from shoal.builder.dockerfile import Instruction, Stage, parse, shell_words
 from shoal.builder.errors import (
     BuildError, BuildOptionError, ContextError, DockerfileSyntaxError, StepFailed, UnknownStage,
 )
 from shoal.builder.expand import expand
 from shoal.builder.metadata import METADATA, apply_metadata, command_words, workdir_of
 from shoal.builder.progress import PlainProgress, Progress
-from shoal.builder.runmounts import RunMount, parse_mount
+from shoal.builder.runmounts import RunMount, parse_mount, runtime_mounts
+from shoal.builder.scratch import Scratch
+from shoal.builder.stages import select_stages
+from shoal.builder.sources import fetch_url, source_items
 from shoal.images import Image, ImageError, ImageStore, mediatypes, mounts, registry
 from shoal.images.layerfile import store_layer_tar, write_diff_tar
-from shoal.runtime import NETWORK_HOST, ContainerIntent, Mount, Runtime, RuntimeError_, RuntimeFailure
+from shoal.runtime import (
+    NETWORK_HOST, ContainerIntent, Mount, Runtime, RuntimeError_, RuntimeFailure, create_container,
+)
 from shoal.runtime.spec.users import resolve_user
+from shoal.tasks import cancel_and_wait
 
 RUNC_MOUNT_POINTS = ["/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]
 OUTPUT_TAIL = 30
@@ -111,38 +112,6 @@ class _Step:
         return f"[{self.stage.label} {i}/{n}] {text}"
 
 
-class _Scratch:
-    """Everything a build created that must not outlive it."""
-
-    def __init__(self, store: ImageStore, runtime: Runtime):
-        self.store, self.runtime = store, runtime
-        self.snapshots: set[str] = set()
-        self.containers: set[str] = set()
-        self.tmpdirs: set[str] = set()
-
-    def new_key(self, step: int) -> str:
-        return f"shoal-build-{pysecrets.token_hex(6)}-{step}"
-
-    async def remove_container(self, cid: str) -> None:
-        with contextlib.suppress(RuntimeFailure):
-            await self.runtime.delete(cid, force=True)
-        self.containers.discard(cid)
-
-    async def remove_snapshot(self, key: str) -> None:
-        await asyncio.to_thread(self.store.snapshots.remove, key)
-        self.snapshots.discard(key)
-
-    async def remove_all(self) -> None:
-        for cid in list(self.containers):
-            await self.remove_container(cid)
-        for key in list(self.snapshots):
-            with contextlib.suppress(ImageError, OSError):
-                await self.remove_snapshot(key)
-        for path in list(self.tmpdirs):
-            shutil.rmtree(path, ignore_errors=True)
-            self.tmpdirs.discard(path)
-
-
 class Builder:
     """Builds images into `store`; RUN containers live under `runtime`'s root."""
 
@@ -176,33 +145,6 @@ def _host_platform() -> str:
     return f"{plat['os']}/{plat['architecture']}" + (f"/{plat['variant']}" if plat.get("variant") else "")
 
 
-def select_stages(df: Dockerfile, target: str | None, global_vars: Mapping[str, str]) -> list[Stage]:
-    """Pure: the target stage and every stage it (transitively) reads, in file order."""
-    if target:
-        last = df.stage(target)
-        if last is None:
-            names = ", ".join(s.label for s in df.stages)
-            raise UnknownStage(f"--target {target!r}: no such stage (stages: {names})")
-    else:
-        last = df.stages[-1]
-    needed: set[int] = set()
-    todo = [last]
-    while todo:
-        stage = todo.pop()
-        if stage.index in needed:
-            continue
-        needed.add(stage.index)
-        refs = [expand(stage.base, global_vars)]
-        refs += [ins.flag("from") for ins in stage.instructions if ins.keyword == "COPY" and ins.flag("from")]
-        for ref in refs:
-            dep = df.stage(ref)
-            if dep is not None and dep.index < stage.index:
-                todo.append(dep)
-            elif dep is not None and dep.index >= stage.index:
-                raise UnknownStage(f"stage {ref!r} is not defined before stage {stage.label!r}", stage.line)
-    return [s for s in df.stages if s.index in needed]
-
-
 class _BuildRun:
     """One build: its options, scratch resources, counters and per-stage results."""
 
@@ -210,7 +152,7 @@ class _BuildRun:
         self.b = builder
         self.store = builder.store
         self.opts = options
-        self.scratch = _Scratch(builder.store, builder.runtime)
+        self.scratch = Scratch(builder.store, builder.runtime)
         self.epoch = options.epoch if options.epoch is not None else int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
         self.hits = 0
         self.built = 0
@@ -251,9 +193,7 @@ class _BuildRun:
         try:
             await asyncio.gather(*tasks)
         except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             raise
         final: ic.StageState = self.results[stages[-1].index].result()
         return await asyncio.to_thread(self._commit, final)
@@ -431,8 +371,6 @@ class _BuildRun:
                              env: dict[str, str], workdir: str, run_mounts: list[RunMount],
                              network: str):
         key = self.scratch.new_key(step.number)
-        self.scratch.snapshots.add(key)
-        rootfs = await asyncio.to_thread(self.store.snapshots.prepare, key, ic.layered(state))
         mounts_: list[Mount] = []
         run_env = dict(env)
         if self.opts.host_pip_config:
@@ -440,39 +378,34 @@ class _BuildRun:
             for name, value in pip_env.items():
                 run_env.setdefault(name, value)
             mounts_ += [Mount(p, p, read_only=True) for p in pip_paths]
-        for m in run_mounts:
-            if m.type == "cache":
-                mounts_.append(Mount(m.target, str(self.b.cache.mount_dir(m.id or m.target)), read_only=m.readonly))
-            elif m.type == "secret":
-                src = self.opts.secrets.get(m.id or "")
-                if src is not None:
-                    mounts_.append(Mount(m.target, str(Path(src).resolve()), read_only=True))
-            elif m.type == "tmpfs":
-                opts = ("nosuid", "nodev") + ((f"size={m.size}",) if m.size else ())
-                mounts_.append(Mount(m.target, "tmpfs", type="tmpfs", options=opts))
-            elif m.type == "bind":
-                src = self.context.root / (m.source or ".").lstrip("/")
-                mounts_.append(Mount(m.target, str(src), read_only=m.readonly))
+        mounts_ += runtime_mounts(run_mounts, cache_dir=self.b.cache.mount_dir, secrets=self.opts.secrets,
+                                  context_root=self.context.root)
         destinations = RUNC_MOUNT_POINTS + [m.destination for m in mounts_]
-
-        def before() -> set[str]:
-            fsops.make_dirs(rootfs, workdir, 0, 0, chown_new=False)
-            return {d for d in destinations if os.path.lexists(fsops.resolve_in_root(rootfs, d))}
-
-        existed = await asyncio.to_thread(before)
+        existed: set[str] = set()
         cid = key
         log_dir = tempfile.mkdtemp(prefix="shoal-build-log-")
         self.scratch.tmpdirs.add(log_dir)
-        intent = ContainerIntent(
-            id=cid, rootfs=rootfs, command=argv, env=run_env, working_dir=workdir,
-            user=state.runtime.get("User") or None, hostname="shoal-build", mounts=tuple(mounts_),
-            network=NETWORK_HOST if network != "none" else "none",
-            log_path=Path(log_dir) / "run.log", labels={"io.shoal.build": "true"},
-        )
+
+        async def build_intent(rootfs: Path) -> ContainerIntent:
+            def before() -> set[str]:
+                fsops.make_dirs(rootfs, workdir, 0, 0, chown_new=False)
+                return {d for d in destinations if os.path.lexists(fsops.resolve_in_root(rootfs, d))}
+
+            existed.update(await asyncio.to_thread(before))
+            return ContainerIntent(
+                id=cid, rootfs=rootfs, command=argv, env=run_env, working_dir=workdir,
+                user=state.runtime.get("User") or None, hostname="shoal-build", mounts=tuple(mounts_),
+                network=NETWORK_HOST if network != "none" else "none",
+                log_path=Path(log_dir) / "run.log", labels={"io.shoal.build": "true"},
+            )
+
         tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL)
+        # recorded first: a Ctrl-C during the create still finds them in the scratch list
+        self.scratch.snapshots.add(key)
         self.scratch.containers.add(cid)
         try:
-            await self.b.runtime.run(intent, {})
+            await create_container(self.b.runtime, build_intent, {}, snapshots=self.store.snapshots, key=key,
+                                   image=ic.layered(state), start=True)
         except RuntimeFailure as exc:
             raise BuildError(f"could not start the RUN container: {exc}", ins.line, "RUN") from None
 
@@ -487,9 +420,7 @@ class _BuildRun:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(follower), 2.0)
         finally:
-            follower.cancel()
-            with contextlib.suppress(BaseException):
-                await follower
+            await cancel_and_wait(follower)
             await self.scratch.remove_container(cid)
         if status.exit_code != 0:
             output = "\n".join(tail)
@@ -584,7 +515,9 @@ class _BuildRun:
                 return self._apply(state, key, ins, hit["layer"], created_by)
             for src in sources:
                 if src.startswith(("http://", "https://")):
-                    url_files.append(await asyncio.to_thread(self._fetch, src, ins.flag("checksum"), ins))
+                    tmp = tempfile.mkdtemp(prefix="shoal-build-add-")
+                    self.scratch.tmpdirs.add(tmp)
+                    url_files.append(await asyncio.to_thread(fetch_url, src, ins.flag("checksum"), ins, Path(tmp)))
             layer = await self._copy_layer(step, state, ins, sources, dest_path, dest_is_dir, chown, mode,
                                            src_root, url_files)
         finally:
@@ -594,24 +527,6 @@ class _BuildRun:
         self.built += 1
         self.b.progress.done(step.number)
         return self._apply(state, key, ins, layer, created_by)
-
-    def _fetch(self, url: str, checksum: str, ins: Instruction) -> Path:
-        tmp = tempfile.mkdtemp(prefix="shoal-build-add-")
-        self.scratch.tmpdirs.add(tmp)
-        name = posixpath.basename(url.split("?", 1)[0]) or "download"
-        out = Path(tmp) / name
-        h = hashlib.sha256()
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(out, "wb") as f:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
-                    h.update(chunk)
-                    f.write(chunk)
-        except OSError as exc:
-            raise BuildError(f"fetching {url}: {exc}", ins.line, ins.keyword) from None
-        if "sha256:" + h.hexdigest() != checksum:
-            raise BuildError(f"{url}: checksum mismatch: expected {checksum}, got sha256:{h.hexdigest()}",
-                             ins.line, ins.keyword)
-        return out
 
     async def _copy_layer(self, step, state, ins, sources, dest_path, dest_is_dir, chown, mode, src_root, url_files):
         key = self.scratch.new_key(step.number)
@@ -634,7 +549,7 @@ class _BuildRun:
             for src in sources:
                 if src.startswith(("http://", "https://")):
                     continue
-                for host, rel_name, walk in self._source_items(src, src_root, ins):
+                for host, rel_name, walk in source_items(self.context, src, src_root, ins):
                     top_st = os.lstat(host)
                     if stat.S_ISDIR(top_st.st_mode):
                         fsops.make_dirs(rootfs, dest_path, uid, gid, chown_new=bool(chown))
@@ -656,32 +571,3 @@ class _BuildRun:
 
         await asyncio.to_thread(work)
         return await asyncio.to_thread(self._diff_to_layer, key)
-
-    def _source_items(self, src: str, src_root: Path | None, ins: Instruction):
-        """(host path, base name, walk of (host, path relative to the source, lstat))."""
-        if src_root is None:
-            for rel in self.context.sources(src, ins.line, ins.keyword):
-                host = self.context.root / rel
-                walk = [(self.context.root / r, os.path.relpath(r, rel), st) for r, st in self.context.walk(rel)]
-                yield host, posixpath.basename(rel.rstrip("/")) or rel, walk
-            return
-        pattern = src if src.startswith("/") else "/" + src
-        if set("*?[") & set(pattern):
-            parent = fsops.resolve_in_root(src_root, posixpath.dirname(pattern))
-            hosts = sorted(glob.glob(str(parent / posixpath.basename(pattern))))
-        else:
-            hosts = [str(fsops.resolve_in_root(src_root, pattern))]
-            if not os.path.lexists(hosts[0]):
-                hosts = []
-        if not hosts:
-            raise ContextError(f"source {src!r} not found in stage/image {ins.flag('from')!r}", ins.line, ins.keyword)
-        for h in hosts:
-            host = Path(h)
-            walk = []
-            if host.is_dir() and not host.is_symlink():
-                for dirpath, dirnames, filenames in os.walk(host):
-                    dirnames.sort()
-                    for name in sorted(dirnames + filenames):
-                        p = Path(dirpath) / name
-                        walk.append((p, os.path.relpath(p, host), os.lstat(p)))
-            yield host, host.name, walk

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import hashlib
 import json
 import re
 from typing import Sequence
 
+from shoal import timestamps
 from shoal.images import mediatypes
 
 LayerSpec = tuple[str, str, int, str]
@@ -75,7 +75,7 @@ def chain_id(*parts: object) -> str:
 
 
 def timestamp(epoch: int) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamps.format_time(epoch)
 
 
 def scratch_config() -> dict:

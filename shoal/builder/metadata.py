@@ -13,7 +13,7 @@ import signal
 from typing import Mapping
 
 from shoal.builder import imageconfig as ic
-from shoal.builder.dockerfile import Instruction, parse_key_values, shell_words
+from shoal.builder.dockerfile import Instruction, exec_form, parse_key_values, shell_words
 from shoal.builder.errors import DockerfileSyntaxError
 from shoal.builder.expand import expand
 
@@ -108,8 +108,6 @@ def healthcheck(ins: Instruction, shell: list[str]) -> dict:
     if head.upper() != "CMD" or not rest.strip():
         raise DockerfileSyntaxError("expected 'HEALTHCHECK [OPTIONS] CMD command' or 'HEALTHCHECK NONE'",
                                     ins.line, ins.keyword)
-    from shoal.builder.dockerfile import exec_form
-
     words = exec_form(rest)
     check: dict = {"Test": ["CMD", *words] if words is not None else ["CMD-SHELL", rest.strip()]}
     for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),

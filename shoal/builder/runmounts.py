@@ -7,15 +7,18 @@
 
 Cache mounts persist between builds outside every layer; secrets are bound read-only
 from the file given with `--secret id=ID,src=FILE` and never enter a layer or a cache
-key (only their ids do).
+key (only their ids do). `runtime_mounts` turns them into the RUN container's mounts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import posixpath
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 from shoal.builder.errors import DockerfileSyntaxError
+from shoal.runtime import Mount
 
 TYPES = {"cache", "secret", "tmpfs", "bind"}
 
@@ -70,3 +73,25 @@ def parse_mount(text: str, line: int, workdir: str = "/") -> RunMount:
     if opts:
         raise DockerfileSyntaxError(f"--mount: unknown option(s) {sorted(opts)} for type={kind}", line, "RUN")
     return RunMount(kind, target, ident or (target if kind == "cache" else None), source, readonly, required, size)
+
+
+def runtime_mounts(run_mounts: Sequence[RunMount], *, cache_dir: Callable[[str], Path],
+                   secrets: Mapping[str, Path], context_root: Path) -> list[Mount]:
+    """The runtime mounts of a RUN step's --mount options: cache dirs (`cache_dir(id)`),
+    secrets given with --secret (a missing optional one is left out), tmpfs, and binds
+    from the build context."""
+    out: list[Mount] = []
+    for m in run_mounts:
+        if m.type == "cache":
+            out.append(Mount(m.target, str(cache_dir(m.id or m.target)), read_only=m.readonly))
+        elif m.type == "secret":
+            src = secrets.get(m.id or "")
+            if src is not None:
+                out.append(Mount(m.target, str(Path(src).resolve()), read_only=True))
+        elif m.type == "tmpfs":
+            opts = ("nosuid", "nodev") + ((f"size={m.size}",) if m.size else ())
+            out.append(Mount(m.target, "tmpfs", type="tmpfs", options=opts))
+        elif m.type == "bind":
+            src = context_root / (m.source or ".").lstrip("/")
+            out.append(Mount(m.target, str(src), read_only=m.readonly))
+    return out

@@ -30,7 +30,7 @@ import click
 
 from shoal.cli.context import settings_from
 from shoal.runtime import (
-    ContainerIntent, ContainerNotFound, ContainerStatus, Resources, Runtime, RuntimeFailure,
+    ContainerIntent, ContainerNotFound, ContainerStatus, Resources, Runtime, RuntimeFailure, create_container,
 )
 from shoal.runtime import logs as runtime_logs
 
@@ -236,27 +236,29 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
     store = ImageStore(settings_from(ctx).images_dir)
     try:
         img = store.resolve(image)
-        rootfs = store.snapshots.prepare(cid, img)
     except ImageError as exc:
         raise click.ClickException(str(exc)) from None
-    intent = ContainerIntent(
-        id=cid, rootfs=rootfs, name=name or cid,
-        command=[entrypoint, *command] if entrypoint else None,
-        args=list(command) if command and not entrypoint else None,
-        env=list(env), working_dir=workdir, user=user, network=network, tty=tty,
-        stdin=interactive, stdin_once=interactive,
-        resources=Resources(memory_limit_bytes=parse_size(memory) if memory else None,
-                            cpu_limit_millicores=int(cpus * 1000) if cpus else None, pids_limit=pids),
-        labels={LABEL_IMAGE: image, LABEL_SNAPSHOT: cid},
-        annotations={LABEL_IMAGE: image},
-    )
 
-    async def create() -> None:
+    def build_intent(rootfs: Path) -> ContainerIntent:
+        return ContainerIntent(
+            id=cid, rootfs=rootfs, name=name or cid,
+            command=[entrypoint, *command] if entrypoint else None,
+            args=list(command) if command and not entrypoint else None,
+            env=list(env), working_dir=workdir, user=user, network=network, tty=tty,
+            stdin=interactive, stdin_once=interactive,
+            resources=Resources(memory_limit_bytes=parse_size(memory) if memory else None,
+                                cpu_limit_millicores=int(cpus * 1000) if cpus else None, pids_limit=pids),
+            labels={LABEL_IMAGE: image, LABEL_SNAPSHOT: cid},
+            annotations={LABEL_IMAGE: image},
+        )
+
+    async def create(start: bool) -> None:
+        """Snapshot, create (and start); nothing is left behind when it fails."""
         try:
-            await rt.create(intent, img.config)
-        except BaseException:
-            await asyncio.to_thread(store.snapshots.remove, cid)
-            raise
+            await create_container(rt, build_intent, img.config, snapshots=store.snapshots, key=cid, image=img,
+                                   start=start)
+        except ImageError as exc:
+            raise click.ClickException(str(exc)) from None
 
     async def finish() -> int:
         st = await rt.wait(cid)
@@ -266,7 +268,7 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
 
     if (interactive or tty) and not detach:
         # attach before start so no output is missed; the terminal is ours until it ends
-        asyncio.run(create())
+        asyncio.run(create(start=False))
         try:
             rt.attach_interactive(cid, start=True)
         except BaseException:
@@ -275,12 +277,7 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
         sys.exit(asyncio.run(finish()))
 
     async def main() -> int:
-        await create()
-        try:
-            await rt.start(cid)
-        except BaseException:
-            await _delete(ctx, rt, cid, force=True)
-            raise
+        await create(start=True)
         if detach:
             click.echo(cid)
             return 0

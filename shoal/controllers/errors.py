@@ -7,6 +7,7 @@ desired state, and for the functions the CLI calls (`rollback`, `history`).
 
 from __future__ import annotations
 
+from shoal.api import errors as api_errors
 from shoal.errors import ShoalError
 
 
@@ -29,6 +30,4 @@ class RollbackSkipped(ControllerError):
 def namespace_terminating(exc: BaseException) -> bool:
     """The API refused to create something because its namespace is being deleted
     (Kubernetes' NamespaceTerminatingCause): controllers drop such creates quietly."""
-    from shoal.api import errors as api_errors
-
     return isinstance(exc, api_errors.Forbidden) and "being terminated" in str(exc)

@@ -31,10 +31,10 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
+from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.api.client import ApiClient, Obj
 from shoal.controllers.errors import namespace_terminating
-from shoal.controllers.pods import format_time
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class EventRecorder:
 
     async def _record(self, key: tuple, ref: Obj, type_: str, reason: str,
                       message: str) -> Obj:
-        stamp = format_time(self.clock())
+        stamp = timestamps.format_time(self.clock())
         seen = self._seen.get(key)
         if seen is not None:
             self._seen.move_to_end(key)

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
+from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.controllers import pods as podutil
 from shoal.controllers.engine import Controller, Manager, Request, Result
@@ -30,10 +31,10 @@ def last_seen(event: Mapping[str, Any]) -> float | None:
         value = event.get(field)
         if value:
             try:
-                return podutil.parse_time(value)
+                return timestamps.epoch_seconds(value)
             except ValueError:
                 continue
-    return podutil.parse_time(podutil.meta(event).get("creationTimestamp"))
+    return timestamps.epoch_seconds(podutil.meta(event).get("creationTimestamp"))
 
 
 class EventTTL:

@@ -17,9 +17,10 @@ which a ReplicaSet deletes pods when it scales down; the first pods are deleted 
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from typing import Any, Iterable, Mapping, Sequence
+
+from shoal import timestamps
 
 Obj = dict[str, Any]
 
@@ -27,22 +28,6 @@ ACTIVE_PHASES = ("Pending", "Unknown", "Running")
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-# -- time -------------------------------------------------------------------------------
-
-
-def format_time(seconds: float) -> str:
-    """RFC 3339 in UTC with second precision, as Kubernetes' metav1.Time."""
-    return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp; None for None/empty."""
-    if not text:
-        return None
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.timestamp()
 
 
 # -- object metadata --------------------------------------------------------------------
@@ -108,7 +93,7 @@ def ready_since(pod: Mapping[str, Any]) -> float | None:
     cond = condition(pod, "Ready")
     if cond is None or cond.get("status") != "True":
         return None
-    return parse_time(cond.get("lastTransitionTime"))
+    return timestamps.epoch_seconds(cond.get("lastTransitionTime"))
 
 
 def is_available(pod: Mapping[str, Any], min_ready_seconds: int, now: float) -> bool:
@@ -162,7 +147,7 @@ def _less(a: tuple[Mapping[str, Any], int], b: tuple[Mapping[str, Any], int]) ->
     c1, c2 = restart_count(s1), restart_count(s2)
     if c1 != c2:
         return c1 > c2
-    k1, k2 = parse_time(meta(s1).get("creationTimestamp")), parse_time(meta(s2).get("creationTimestamp"))
+    k1, k2 = timestamps.epoch_seconds(meta(s1).get("creationTimestamp")), timestamps.epoch_seconds(meta(s2).get("creationTimestamp"))
     if k1 != k2:
         return _after_or_zero(k1, k2)
     return False

@@ -28,6 +28,7 @@ import secrets
 import time
 from typing import Any, Callable, Iterable
 
+from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.api import selectors
 from shoal.api.client import Obj
@@ -96,7 +97,7 @@ def replica_set_status(rs: Obj, pods: list[Obj], now: float,
         else:
             conditions.append({"type": "ReplicaFailure", "status": "True", "reason": reason,
                                "message": failure,
-                               "lastTransitionTime": podutil.format_time(now)})
+                               "lastTransitionTime": timestamps.format_time(now)})
     if conditions:
         status["conditions"] = conditions
     return status

@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
+from shoal import timestamps
 from shoal.controllers import pods as podutil
 from shoal.controllers.errors import InvalidSpec
 
@@ -134,7 +135,7 @@ def status_sum(rss: Sequence[Mapping[str, Any] | None], field: str) -> int:
 
 def by_creation(rss: Sequence[Obj]) -> list[Obj]:
     """Oldest first; ties broken by name (Kubernetes' ReplicaSetsByCreationTimestamp)."""
-    return sorted(rss, key=lambda rs: (podutil.parse_time(podutil.meta(rs).get("creationTimestamp")) or 0,
+    return sorted(rss, key=lambda rs: (timestamps.epoch_seconds(podutil.meta(rs).get("creationTimestamp")) or 0,
                                        podutil.meta(rs).get("name") or ""))
 
 
@@ -286,7 +287,7 @@ def plan_old_scale_down(deployment: Mapping[str, Any], old_rss: Sequence[Obj],
 
 def _cond(type_: str, status: str, reason: str, message: str, now: float,
           old: Mapping[str, Any] | None = None) -> Obj:
-    stamp = podutil.format_time(now)
+    stamp = timestamps.format_time(now)
     transition = stamp
     if old is not None and old.get("status") == status and old.get("lastTransitionTime"):
         transition = old["lastTransitionTime"]
@@ -426,7 +427,7 @@ def rollout_status(deployment: Mapping[str, Any], all_rss: Sequence[Obj],
         return status, None
     if is_complete(deployment, status):
         return status, None
-    since = podutil.parse_time(current.get("lastUpdateTime")) or now
+    since = timestamps.epoch_seconds(current.get("lastUpdateTime")) or now
     return status, max(since + deadline - now, 0.0) + 0.05
 
 
@@ -439,7 +440,7 @@ def timed_out(deployment: Mapping[str, Any], status: Mapping[str, Any], now: flo
         return False
     if cond.get("reason") == TIMED_OUT:
         return True
-    since = podutil.parse_time(cond.get("lastUpdateTime"))
+    since = timestamps.epoch_seconds(cond.get("lastUpdateTime"))
     return since is not None and since + deadline < now
 
 
@@ -525,7 +526,7 @@ def plan_scale(deployment: Mapping[str, Any], new_rs: Obj | None,
     rolling update the change is spread over the active ReplicaSets in proportion to
     their size, leftovers to the largest. Returns only ReplicaSets that change."""
     desired = replicas(deployment)
-    newest_first = sorted(old_rss, key=lambda r: (podutil.parse_time(
+    newest_first = sorted(old_rss, key=lambda r: (timestamps.epoch_seconds(
         podutil.meta(r).get("creationTimestamp")) or 0, podutil.meta(r).get("name") or ""),
         reverse=True)
     everything = newest_first + ([new_rs] if new_rs is not None else [])
@@ -545,7 +546,7 @@ def plan_scale(deployment: Mapping[str, Any], new_rs: Obj | None,
         return {}
 
     def created(rs: Obj) -> float:
-        return podutil.parse_time(podutil.meta(rs).get("creationTimestamp")) or 0
+        return timestamps.epoch_seconds(podutil.meta(rs).get("creationTimestamp")) or 0
 
     if to_add > 0:   # largest first, newer first among equals
         ordered = sorted(active, key=lambda r: (-replicas(r), -created(r)))

@@ -20,6 +20,7 @@ import logging
 import time
 from typing import Callable, Iterable
 
+from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.api.client import Obj
 from shoal.controllers import engine, pods as podutil
@@ -42,7 +43,7 @@ def schedulable(pod: Obj) -> bool:
 
 def scheduled_condition(now: float) -> Obj:
     return {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-            "lastTransitionTime": podutil.format_time(now)}
+            "lastTransitionTime": timestamps.format_time(now)}
 
 
 class Scheduler:

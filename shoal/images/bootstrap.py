@@ -13,7 +13,6 @@ Blocking (mmdebstrap runs ~20 s); asyncio callers use `asyncio.to_thread`.
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from shoal import timestamps
 from shoal.images import aptsources, mediatypes
 from shoal.images.errors import BootstrapError
 from shoal.images.layerfile import ReproducibleTar, store_layer_tar
@@ -38,7 +38,7 @@ def source_date_epoch(value: int | None = None) -> int:
 
 def base_config(epoch: int, cmd: list[str], created_by: str) -> dict:
     """Pure: the OCI image config of a one-layer base image (rootfs filled by commit)."""
-    created = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = timestamps.format_time(epoch)
     plat = mediatypes.host_platform()
     return {
         "created": created,

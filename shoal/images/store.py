@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Sequence
 
 from shoal.fsutil import write_atomic
-from shoal.images import mediatypes
+from shoal.images import archive, bootstrap, mediatypes
 from shoal.images.content import ContentStore
 from shoal.images.errors import BlobNotFound, ImageError, ImageNotFound, InvalidReference, ManifestError
 from shoal.images.layers import LayerStore, tree_size
@@ -303,20 +303,16 @@ class ImageStore:
     # -- conveniences implemented in sibling modules ------------------------------------
 
     def import_archive(self, path: Path, name: str | None = None) -> list[Image]:
-        from shoal.images import archive
         return archive.import_archive(self, Path(path), name=name)
 
     def export(self, ref: Reference | str, path: Path, format: str = "oci-archive") -> None:
-        from shoal.images import archive
         archive.export_archive(self, ref, Path(path), format=format)
 
     def bootstrap_debian(self, name: str, suite: str = "bookworm", include: Sequence[str] = (),
                          **kwargs) -> Image:
-        from shoal.images import bootstrap
         return bootstrap.bootstrap_debian(self, name, suite=suite, include=include, **kwargs)
 
     def bootstrap_busybox(self, name: str = "busybox", **kwargs) -> Image:
-        from shoal.images import bootstrap
         return bootstrap.bootstrap_busybox(self, name, **kwargs)
 
 

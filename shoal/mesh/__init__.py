@@ -8,6 +8,8 @@
     ca          SPIFFE CA (ECDSA P-256)
     bootstrap   sidecar Envoy bootstrap and command line (pure)
     capture     iptables capture rules for a pod netns (pure render + apply)
+    sidecar     MeshHooks: the node's PodHooks for meshed pods (capture, ordered start,
+                the Envoy sidecar run from a prepared root)
     inject      sidecar injection admission (pure)
     proxyconfig config_dump -> tables (`shoal mesh proxy-config`)
     report      `shoal mesh status` rows and `shoal mesh check` findings (pure)
@@ -17,7 +19,8 @@ Wiring (daemon): `ca = MeshCA.load_or_create(settings.pki_dir / "mesh")`,
 `control = MeshControl(source, ca, MeshConfig.from_settings(settings))`,
 `await control.start()`, `server = XdsServer(control)`,
 `await server.start(settings.run_dir / "xds.sock")`; `server.status()` for
-`shoal mesh status`. Node agent, per meshed pod: `capture.apply_capture(netns,
+`shoal mesh status`; `MeshHooks(xds_server=server, socket_dir=...)` is handed to the
+node agent (shoal.node imports nothing from the mesh). Node agent, per meshed pod: `capture.apply_capture(netns,
 capture.render_capture_rules(capture.capture_options_from_pod(pod)))` when the sandbox
 is created; then the sidecar runs `bootstrap.envoy_command(path)` as UID 1337 with
 `bootstrap.build_bootstrap(proxy_identity(pod), socket)` written to `path`; app

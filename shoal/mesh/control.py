@@ -26,7 +26,6 @@ change stream) and one rotation timer per proxy are the only tasks; `stop()` end
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -40,6 +39,7 @@ from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import PODS, ClusterSource, ClusterState
 from shoal.mesh.translate import Outbound, ProxyIdentity, Resources, model
 from shoal.mesh.translate import translate as default_translate
+from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,7 @@ class MeshControl:
         self._task = asyncio.create_task(self._run(changes), name="mesh-control")
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task] + [p.rotation for p in self.proxies.values()] if t]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._task, [p.rotation for p in self.proxies.values()])
 
     async def _run(self, changes) -> None:
         # One task drains the subscription (never cancelled mid-read, which would close

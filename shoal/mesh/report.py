@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from shoal import timestamps
 from shoal.mesh import inject
 from shoal.mesh.server import SHORT_NAMES, ProxyStatus
 from shoal.mesh.source import NAMESPACES, PODS, ClusterState
@@ -36,7 +37,7 @@ def status_rows(statuses: list[ProxyStatus]) -> list[Obj]:
             "proxy": f"{s.pod}.{s.namespace}",
             "connected": "yes" if s.connected else "no",
             **{t: cell(t) for t in TYPES},
-            "cert_expiry": s.cert_expiry.strftime("%Y-%m-%dT%H:%M:%SZ") if s.cert_expiry else "-",
+            "cert_expiry": timestamps.format_time(s.cert_expiry) if s.cert_expiry else "-",
             "last_nack": f"{s.last_nack.type}: {s.last_nack.message[:60]}" if s.last_nack else "",
             "skipped": _skipped(s.problems),
         })

@@ -34,6 +34,7 @@ from dnslib import QTYPE, RCODE, DNSError, DNSRecord
 from shoal.config import Settings
 from shoal.network.directory import ServiceLookup
 from shoal.network.dns_answers import answer
+from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,7 @@ class ClusterDNS:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         if self._tcp is not None:
             await self._tcp.wait_closed()
         self._udp = self._tcp = None

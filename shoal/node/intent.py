@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from shoal import runtime
 from shoal.api.quantity import parse_quantity
 from shoal.node.errors import ContainerConfigError, VolumeError
 
@@ -153,10 +154,8 @@ def intent_fields(
     }
 
 
-def to_intent(fields: Mapping[str, Any]) -> Any:
+def to_intent(fields: Mapping[str, Any]) -> runtime.ContainerIntent:
     """Build the runtime's ContainerIntent from `intent_fields` output."""
-    from shoal import runtime
-
     def build(cls: Any, values: Mapping[str, Any]) -> Any:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names and v is not None})
@@ -167,13 +166,9 @@ def to_intent(fields: Mapping[str, Any]) -> Any:
         for m in fields["mounts"]
     ]
     values["resources"] = build(runtime.Resources, dataclasses.asdict(fields["resources"]))
-    security_cls = getattr(runtime, "Security", None) or getattr(runtime, "SecurityOptions", None)
-    if security_cls is not None:
-        sec = dict(fields["security"])
-        sec["cap_add"], sec["cap_drop"] = tuple(sec["cap_add"]), tuple(sec["cap_drop"])
-        if not sec.get("supplemental_groups"):
-            sec.pop("supplemental_groups", None)
-        values["security"] = build(security_cls, sec)
-    else:
-        values.pop("security", None)
+    sec = dict(fields["security"])
+    sec["cap_add"], sec["cap_drop"] = tuple(sec["cap_add"]), tuple(sec["cap_drop"])
+    if not sec.get("supplemental_groups"):
+        sec.pop("supplemental_groups", None)
+    values["security"] = build(runtime.Security, sec)
     return build(runtime.ContainerIntent, values)

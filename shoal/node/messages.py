@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from shoal.runtime import logs as runtime_logs
+
 MAX_MESSAGE_BYTES = 4096  # the kubelet's cap for a termination message file
 FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048  # ... and for FallbackToLogsOnError
 
@@ -25,8 +27,6 @@ def termination_message(message_file: Path, log_file: Path, *, policy: str, exit
         text = ""
     if text or policy != "FallbackToLogsOnError" or not exit_code:
         return text
-    from shoal.runtime import logs as runtime_logs
-
     try:
         lines = runtime_logs.read_all(log_file)[-FALLBACK_LOG_LINES:]
     except OSError:

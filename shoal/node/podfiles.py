@@ -1,5 +1,7 @@
-"""A pod's own files and host-network sandbox (pure): /etc/resolv.conf by dnsPolicy and
-dnsConfig, the pod hostname, and `HostSandbox` for hostNetwork pods.
+"""A pod's own files and host-network sandbox: /etc/resolv.conf by dnsPolicy and
+dnsConfig, the pod hostname, `HostSandbox` for hostNetwork pods (pure), and
+`write_etc_files` (the only I/O: rewrites a file only when its text changed; the
+worker calls it in a thread).
 """
 
 from __future__ import annotations
@@ -7,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
+
+from shoal.fsutil import write_atomic
 
 Obj = Mapping[str, Any]
 
@@ -50,3 +54,21 @@ def resolv_conf(pod: Obj, cluster_first: str) -> str:
 
 def hostname(pod: Obj) -> str:
     return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63].rstrip("-.") or "pod"
+
+
+def etc_files(pod: Obj, hosts: str, cluster_resolv_conf: str) -> dict[str, str]:
+    """The texts of the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname by file name."""
+    return {"hosts": hosts, "resolv.conf": resolv_conf(pod, cluster_resolv_conf), "hostname": hostname(pod) + "\n"}
+
+
+def write_etc_files(etc: Path, files: Mapping[str, str]) -> dict[str, Path]:
+    """Write the files into `etc` (unchanged ones are left alone); their container paths
+    (`/etc/NAME`) -> host paths."""
+    etc.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for fname, text in files.items():
+        path = etc / fname
+        if not path.exists() or path.read_text() != text:
+            write_atomic(path, text)
+        out[f"/etc/{fname}"] = path
+    return out

@@ -26,6 +26,7 @@ from shoal.api import errors as api_errors
 from shoal.api.client import ApiClient
 from shoal.config import Settings
 from shoal.node import paths
+from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -60,14 +61,7 @@ class LocalPathProvisioner:
         self._recheck = asyncio.create_task(self._recheck_terminating(), name="local-path-protection")
 
     async def stop(self) -> None:
-        for task in (self._task, self._recheck):
-            if task is None:
-                continue
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(self._task, self._recheck)
 
     def _remove_stale(self, claims: list[Obj]) -> None:
         keep = {paths.claim_dir(self.settings, c).name for c in claims}

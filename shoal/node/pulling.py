@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any, Callable, Mapping
+import time
+from typing import Any, Awaitable, Callable, Mapping
 
-from shoal.images import ImageError, ImageNotFound, ImageStore, Reference
+from shoal.images import ImageError, ImageNotFound, ImageStore, Reference, registry
 from shoal.node.errors import ImagePullError
 
 
@@ -95,8 +96,6 @@ class ImagePuller:
                     f'Failed to pull image "{image}": image {ref} not found in the local store '
                     f"(names without a registry host are never pulled from Docker Hub; "
                     f"use `shoal image import|bootstrap|pull`)")
-            from shoal.images import registry
-
             if on_pull is not None:
                 on_pull()
             try:
@@ -116,3 +115,31 @@ class ImagePuller:
             return await asyncio.to_thread(self.store.resolve, ref)
         except ImageNotFound:
             return None
+
+
+Emit = Callable[[str, str, str], None]  # (type, reason, message) of an Event about the container
+GetObject = Callable[[str, str, str], Awaitable["Mapping[str, Any] | None"]]
+
+
+async def ensure_container_image(puller: ImagePuller, pod: Mapping[str, Any], c: Mapping[str, Any], *,
+                                 get_object: GetObject, emit: Emit, announce_present: bool) -> tuple[Any, bool]:
+    """The image of container `c` by its imagePullPolicy, with the pod's imagePullSecrets
+    for a registry reference, emitting the kubelet's Pulling/Pulled events
+    (`announce_present`: also say "already present", once per container). (image,
+    pulled now?)"""
+    image = c.get("image", "")
+    started = time.monotonic()
+    credentials = None
+    pull_secrets = [ref.get("name") for ref in pod["spec"].get("imagePullSecrets") or []]
+    if pull_secrets and names_registry(image):
+        namespace = pod["metadata"]["namespace"]
+        found = [await get_object("secrets", namespace, n) for n in pull_secrets if n]
+        credentials = pull_credentials([f for f in found if f], registry_host(image))
+    img, pulled = await puller.ensure(image, c.get("imagePullPolicy") or "IfNotPresent",
+                                      lambda: emit("Normal", "Pulling", f'Pulling image "{image}"'),
+                                      credentials=credentials)
+    if pulled:
+        emit("Normal", "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s')
+    elif announce_present:
+        emit("Normal", "Pulled", f'Container image "{image}" already present on machine')
+    return img, pulled

@@ -14,19 +14,15 @@ import dataclasses
 import datetime as dt
 from typing import Any, Mapping, Sequence
 
+from shoal import timestamps
 from shoal.api.builtin import podstrategy
 
 Obj = dict[str, Any]
 
 
 def rfc3339(when: dt.datetime | float | None) -> str | None:
-    if when is None:
-        return None
-    if isinstance(when, (int, float)):
-        when = dt.datetime.fromtimestamp(when, dt.timezone.utc)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """metav1.Time of `when`; None stays None (a state not reached)."""
+    return None if when is None else timestamps.format_time(when)
 
 
 @dataclasses.dataclass

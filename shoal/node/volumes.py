@@ -12,18 +12,23 @@ emptyDir with `medium: Memory` is a tmpfs (size = sizeLimit) mounted under the p
 unmounted by `teardown_pod_volumes`. PVC volumes are the local-path provisioner's
 directories (`paths.claim_dir`); their data outlives the pod.
 
+`prepare_pod_volumes` is the worker's entry: it fetches the objects the pod references
+(through the `get_object` it is given) and sets up every volume in a thread.
+
 Concurrency: called by the pod's worker only (serialized per pod); blocking file work is
-done in threads by the caller (`asyncio.to_thread`).
+done in threads (`asyncio.to_thread`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from shoal.api.quantity import parse_quantity
 from shoal.config import Settings
@@ -256,3 +261,33 @@ def teardown_pod_volumes(pod_root: Path) -> None:
     for entry in vols.iterdir():
         if _is_mounted(entry):
             subprocess.run(["umount", "-l", str(entry)], capture_output=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PodVolumes:
+    """A pod's volumes as set up: host paths by volume name, and the ConfigMaps, Secrets
+    and PVCs it references (None: not found), which env vars read too."""
+
+    paths: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+    configmaps: Mapping[str, Obj | None] = dataclasses.field(default_factory=dict)
+    secrets: Mapping[str, Obj | None] = dataclasses.field(default_factory=dict)
+    claims: Mapping[str, Obj | None] = dataclasses.field(default_factory=dict)
+
+
+GetObject = Callable[[str, str, str], Awaitable["Obj | None"]]
+
+
+async def prepare_pod_volumes(settings: Settings, pod: Obj, pod_root: Path, get_object: GetObject) -> PodVolumes:
+    """Fetch what the pod references and set up every volume (VolumeError when one fails)."""
+    namespace = pod["metadata"]["namespace"]
+    configmap_names, secret_names = envvars.referenced_objects(pod)
+    claim_names = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"].get("volumes") or []
+                   if v.get("persistentVolumeClaim")}
+    configmaps = {n: await get_object("configmaps", namespace, n) for n in configmap_names}
+    secrets = {n: await get_object("secrets", namespace, n) for n in secret_names}
+    claims = {n: await get_object("persistentvolumeclaims", namespace, n) for n in claim_names}
+    host_paths: dict[str, Path] = {}
+    for vol in pod["spec"].get("volumes") or []:
+        host_paths[vol["name"]] = await asyncio.to_thread(
+            setup_volume, settings, pod, pod_root, vol, configmaps=configmaps, secrets=secrets, claims=claims)
+    return PodVolumes(host_paths, configmaps, secrets, claims)

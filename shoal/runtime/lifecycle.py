@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping, Sequence
 
-from shoal.runtime import cgroups, execs, logs as logs_mod, shim
+from shoal.runtime import attach, cgroups, execs, logs as logs_mod, shim
 from shoal.runtime.errors import (
     ContainerExists, ContainerNotFound, ContainerStateError, ExecTimeout, RuncError, SpecError,
 )
@@ -485,7 +485,6 @@ class Runtime:
         so no output is missed (`run -it`). Only for callers with a terminal or pipes of
         their own (the CLI), never inside the daemon's event loop.
         """
-        from shoal.runtime import attach
 
         meta = self._meta(cid)
         sock = attach.connect(self.paths.container(cid) / "attach")

@@ -18,21 +18,15 @@ import os
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
+from shoal import timestamps
 from shoal.runtime.status import LogLine
 
 POLL_INTERVAL_S = 0.1
 
 
 def parse_time(text: str) -> dt.datetime:
-    """RFC3339 with nanoseconds (Z or +00:00) -> aware datetime (microseconds kept)."""
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    main, _, tz = text.partition("+") if "+" in text[10:] else (text, "", "")
-    if "." in main:
-        base, frac = main.split(".", 1)
-        main = f"{base}.{frac[:6].ljust(6, '0')}"
-    value = dt.datetime.fromisoformat(main + (f"+{tz}" if tz else ""))
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    """RFC3339 with nanoseconds (Z or an offset) -> aware datetime (microseconds kept)."""
+    return timestamps.parse_time(text)
 
 
 def parse_lines(raw_lines: Iterable[str], partial: dict[str, list[str]] | None = None) -> Iterator[LogLine]:

@@ -7,7 +7,7 @@ import pytest
 
 from shoal.builder import dockerfile, imageconfig as ic, pipconfig
 from shoal.builder.context import BuildContext
-from shoal.builder.builder import select_stages
+from shoal.builder.stages import select_stages
 from shoal.builder.errors import DockerfileSyntaxError, UnknownStage, UnsupportedInstruction
 from shoal.builder.expand import expand
 from shoal.builder.metadata import apply_metadata

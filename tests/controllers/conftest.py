@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
+from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.config import Settings
 from shoal.controllers import ControllerOptions, build_manager, pods as podutil
@@ -65,7 +66,7 @@ class KubeletStandIn:
                 self._ip += 1
                 status["podIP"] = f"10.99.0.{self._ip}"
                 status["podIPs"] = [{"ip": status["podIP"]}]
-            now = podutil.format_time(time.time())
+            now = timestamps.format_time(time.time())
             old_ready = podutil.condition(current, "Ready")
             keep = old_ready is not None and old_ready.get("status") == ("True" if ready else "False")
             status["phase"] = "Running"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shoal import timestamps
 from shoal.controllers import pods
 
 
@@ -43,7 +44,7 @@ def test_restarts_then_newest_first():
 
 def test_availability_waits_min_ready_seconds():
     p = pod("p", ready_at="2026-01-01T00:00:10Z")
-    t = pods.parse_time("2026-01-01T00:00:10Z")
+    t = timestamps.epoch_seconds("2026-01-01T00:00:10Z")
     assert pods.is_available(p, 0, t)
     assert not pods.is_available(p, 5, t + 4)
     assert pods.is_available(p, 5, t + 5)

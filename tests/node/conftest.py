@@ -3,7 +3,8 @@
 Each module gets its own state dir, bridge `shoaln<hex>`, pod CIDR (a /24 in
 10.241.0.0/16), service CIDR (a /24 in 10.242.0.0/16), chain prefix `SHOALN<hex>`, netns
 prefix `shoal-nn-<hex>-` and cgroup parent `shoal-test-node-<hex>`; a busybox image
-bootstrapped into its image store; the agent driven through LocalClient. The finalizer
+bootstrapped into its image store; the agent built by the daemon's own builders
+(`shoal.daemon.build_network`, `start_node`) and driven through LocalClient. The finalizer
 stops the agent, runs `teardown_node` and the network teardown, and fails if anything
 is left: netns, links, mounts under the state dir, cgroups, processes.
 """
@@ -41,11 +42,11 @@ class Node:
         return self.handle.agent
 
     async def restart_agent(self, **kwargs: Any) -> None:
-        from shoal.node import run_node
+        from shoal.daemon import start_node
 
         await self.handle.stop()
-        self.handle = await run_node(self.client, self.settings, network=self.network, runtime=self.runtime,
-                                     images=self.images, **AGENT_OPTIONS, **kwargs)
+        self.handle = await start_node(self.client, self.settings, network=self.network, runtime=self.runtime,
+                                       images=self.images, **AGENT_OPTIONS, **kwargs)
 
     async def create_pod(self, pod: dict) -> dict:
         pod.setdefault("apiVersion", "v1")
@@ -143,7 +144,8 @@ def leftovers(node_settings: Settings, netns_prefix: str, cgroup_parent: str) ->
 async def node(tmp_path_factory: pytest.TempPathFactory):
     from shoal.apiserver.local import LocalClient
     from shoal.images import ImageStore
-    from shoal.node import build_network, build_runtime, run_node, teardown_node
+    from shoal.daemon import build_network, start_node
+    from shoal.node import build_runtime, teardown_node
 
     settings = make_settings(tmp_path_factory.mktemp("node") / "state")
     settings.state_dir.mkdir(parents=True)
@@ -151,19 +153,19 @@ async def node(tmp_path_factory: pytest.TempPathFactory):
     cgroup_parent = f"shoal-test-node-{secrets.token_hex(3)}"
     images = ImageStore(settings.images_dir)
     await asyncio.to_thread(images.bootstrap_busybox, "busybox")
-    network = build_network(settings, netns_prefix)
+    network = build_network(settings, netns_prefix=netns_prefix)
     runtime = build_runtime(settings, cgroup_parent)
     async with LocalClient.open(settings.store_path) as client:
         n = Node(settings, client, None, network, runtime, images, cgroup_parent, netns_prefix)
         try:
             await network.setup_host()
-            n.handle = await run_node(client, settings, network=network, runtime=runtime, images=images,
-                                      **_agent_options())
+            n.handle = await start_node(client, settings, network=network, runtime=runtime, images=images,
+                                        **_agent_options())
             yield n
         finally:
             if n.handle is not None:
                 await n.handle.stop()
-            await teardown_node(settings, network=network, runtime=runtime)
+            await teardown_node(settings, network=network, runtime=runtime, images=images)
             await network.teardown()
     left = leftovers(settings, netns_prefix, cgroup_parent)
     assert not left, f"left behind: {left}"

@@ -463,7 +463,7 @@ async def test_meshed_app_starts_once_envoy_has_its_config(node, tmp_path):
     from shoal.mesh.meshconfig import MeshConfig
     from shoal.mesh.server import XdsServer
     from shoal.mesh.source import NAMESPACES, PODS, InMemorySource
-    from shoal.node.hooks import MeshHooks
+    from shoal.mesh.sidecar import MeshHooks
 
     source = InMemorySource()
     source.put(NAMESPACES, {"metadata": {"name": "default", "labels": {"istio-injection": "enabled"}}})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from shoal.runtime.spec.host import HostInfo
+from shoal.runtime.spec.security import DEFAULT_CAPABILITIES
 
 PROFILE_PATH = Path(__file__).with_name("docker-default-seccomp.json")
 
@@ -95,8 +96,6 @@ Regenerate: python -m shoal.runtime.spec.seccomp"""
 
 
 def main() -> None:
-    from shoal.runtime.spec.security import DEFAULT_CAPABILITIES
-
     profile = seccomp_profile(DEFAULT_CAPABILITIES, HostInfo(arch="amd64", kernel=(6, 1)))
     DEFAULT_OCI_PATH.write_text(json.dumps(profile, indent=1) + "\n")
 

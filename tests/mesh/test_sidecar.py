@@ -1,7 +1,8 @@
 """MeshHooks decisions (pure parts): only injected pods are touched."""
 
 from shoal.mesh import inject
-from shoal.node.hooks import MeshHooks, NoHooks
+from shoal.mesh.sidecar import MeshHooks
+from shoal.node.hooks import NoHooks
 
 APP = {"metadata": {"name": "web", "namespace": "default", "annotations": {
     "traffic.sidecar.istio.io/excludeOutboundPorts": "5432"}},

@@ -1,4 +1,4 @@
-"""The kube-proxy role: keep the node's service rules and the cluster DNS answers in step
+"""ServiceSync: keep the node's service rules and the cluster DNS answers in step
 with the API's Services and Endpoints.
 
 Two informers (Services, Endpoints; the controllers' `Informer`) hold the picture; any
@@ -10,17 +10,20 @@ hands them to the DNS directory and applies the proxy rules in one atomic
 
 Level-based: a failed sync is retried on the next change or after `retry_seconds`; the
 informers relist when a watch ends (Gone, a restart of the store).
+
+Concurrency: one sync loop task (plus the informers' tasks when it runs its own); the
+handlers only set the dirty flag, so they never block an informer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Callable
 
-from shoal.controllers.engine import Informer
+from shoal.controllers.informer import Informer
 from shoal.network import ServiceProxy, service_view
+from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,7 @@ class ServiceSync:
                             asyncio.create_task(self._endpoints.run(), name="proxy-endpoints")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def _sync_loop(self) -> None:
