@@ -1,6 +1,6 @@
 """Istio VirtualService traffic management end to end: real Envoy, real network namespaces.
 
-One topology for the module: pod `a` (the client, productpage, with its sidecar) and
+Most tests share one topology (no daemon): pod `a` (the client, productpage, with its sidecar) and
 plain backends without sidecars (tests/mesh/traffic_server.py): `r1` / `r2` (reviews
 v1 / v2, port 9080), `flaky` (fails half its requests with 503), `slow` (answers after
 2 s). Each test applies Istio's own YAML (as dicts) through the InMemorySource, waits
@@ -10,6 +10,9 @@ Subset clusters (`outbound|9080|v1|reviews...`) belong to DestinationRule transl
 which is built elsewhere; until it lands, `with_subset_clusters` below derives them in
 the test from the DestinationRule's subsets (adding only clusters translation did not
 make), so the routes under test are exactly what translation emits.
+
+The last test runs the headline case through a real daemon (`shoal up`, runc pods,
+injected sidecars, the VirtualService applied with `shoal apply`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 
 import pytest
 import pytest_asyncio
@@ -31,9 +33,11 @@ from shoal.mesh.source import (
 )
 from shoal.mesh.translate import Resources, model, protos, translate
 from shoal.mesh.translate.names import outbound_cluster
+from tests import daemon_harness
 from tests.mesh import harness
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.slow
+ON_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 STATUS = {"sidecar.istio.io/status": json.dumps({"containers": ["istio-proxy"]})}
 REVIEWS_HOST = "reviews.default.svc.cluster.local"
@@ -206,6 +210,7 @@ def within_binomial(observed: int, n: int, p: float, sigmas: float = 4.0) -> boo
     return abs(observed - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
 
 
+@ON_MODULE_LOOP
 async def test_bookinfo_header_routing_sends_jason_to_v2_and_everyone_else_to_v1(env: RoutingEnv):
     # samples/bookinfo/networking/virtual-service-reviews-test-v2.yaml, unchanged
     await env.apply("reviews", {
@@ -228,6 +233,7 @@ async def test_bookinfo_header_routing_sends_jason_to_v2_and_everyone_else_to_v1
     assert set(both["servers"]) == {"reviews-v1", "reviews-v2"}, both
 
 
+@ON_MODULE_LOOP
 async def test_an_80_20_split_lands_within_binomial_tolerance(env: RoutingEnv):
     await env.apply("reviews-split", {"hosts": ["reviews"], "http": [{"route": [
         {"destination": {"host": "reviews", "subset": "v1"}, "weight": 80},
@@ -242,6 +248,7 @@ async def test_an_80_20_split_lands_within_binomial_tolerance(env: RoutingEnv):
     assert within_binomial(v1, 500, 0.8), f"{v1}/500 to v1, expected about 400"
 
 
+@ON_MODULE_LOOP
 async def test_timeout_answers_504_before_a_slow_backend_does(env: RoutingEnv):
     before = await env.load(env.url(12, 80), 1)
     assert before["status"] == {"200": 1} and before["seconds"][0] >= 2.0, before
@@ -256,6 +263,7 @@ async def test_timeout_answers_504_before_a_slow_backend_does(env: RoutingEnv):
     assert min(result["seconds"]) >= 0.45, result["seconds"]
 
 
+@ON_MODULE_LOOP
 async def test_retries_turn_a_half_failing_backend_into_success(env: RoutingEnv):
     cluster = "cluster.outbound|80||flaky.default.svc.cluster.local"
     baseline = await env.load(env.url(11, 80), 100)
@@ -275,6 +283,7 @@ async def test_retries_turn_a_half_failing_backend_into_success(env: RoutingEnv)
     assert 120 <= retried <= 300, retried
 
 
+@ON_MODULE_LOOP
 async def test_fault_delay_and_abort_hit_about_their_share(env: RoutingEnv):
     await env.apply("reviews-fault", {"hosts": ["reviews"], "http": [{
         "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
@@ -295,6 +304,7 @@ async def test_fault_delay_and_abort_hit_about_their_share(env: RoutingEnv):
     assert stats["http.outbound_0.0.0.0_9080.fault.delays_injected"] >= delayed
 
 
+@ON_MODULE_LOOP
 async def test_mirror_receives_copies_while_the_caller_sees_only_the_primary(env: RoutingEnv):
     before = await env.backend_stats("r2", 9080)
     await env.apply("reviews-mirror", {"hosts": ["reviews"], "http": [{
@@ -315,3 +325,131 @@ async def test_mirror_receives_copies_while_the_caller_sees_only_the_primary(env
     # Envoy marks the copies: the mirror sees the host with a -shadow suffix
     shadow = {h: n for h, n in after["hosts"].items() if "-shadow" in h}
     assert sum(shadow.values()) - sum(n for h, n in before["hosts"].items() if "-shadow" in h) == 50
+
+
+# -- the same through the daemon: real runc pods, injection, capture, the API server --------
+
+WHO = ("mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
+       "echo from $VERSION\\n' > /www/cgi-bin/who && chmod +x /www/cgi-bin/who && "
+       "exec httpd -f -p 9080 -h /www")
+
+
+def reviews_deployment(version: str) -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: reviews-{version}, namespace: bookinfo}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: reviews, version: {version}}}}}
+  template:
+    metadata: {{labels: {{app: reviews, version: {version}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: reviews
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        env: [{{name: VERSION, value: {version}}}]
+        command: ["sh", "-c", {json.dumps(WHO)}]
+        ports: [{{containerPort: 9080, name: http}}]
+        readinessProbe: {{httpGet: {{path: /cgi-bin/who, port: 9080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: reviews-{version}, namespace: bookinfo}}
+spec:
+  selector: {{app: reviews, version: {version}}}
+  ports: [{{name: http, port: 9080}}]
+"""
+
+
+BOOKINFO = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: bookinfo, labels: {{istio-injection: enabled}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: reviews, namespace: bookinfo}}
+spec:
+  selector: {{app: reviews}}
+  ports: [{{name: http, port: 9080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: productpage, namespace: bookinfo, labels: {{app: productpage}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: client, image: busybox, imagePullPolicy: IfNotPresent, command: ["sleep", "3600"]}}
+---
+{reviews_deployment("v1")}
+---
+{reviews_deployment("v2")}
+"""
+
+# Istio's header-routing rule; the versions are reached as Services of their own here
+# (subset clusters come with DestinationRule translation).
+REVIEWS_BY_USER = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews-v2}
+  - route:
+    - destination: {host: reviews-v1}
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    instance = daemon_harness.ShoalInstance(tmp_path_factory.mktemp("routing-daemon"))
+    instance.shoal("image", "bootstrap", "busybox", "--busybox")
+    instance.start()
+    try:
+        instance.shoal("apply", "-f", "-", input=BOOKINFO)
+
+        def ready() -> bool:
+            items = daemon_harness.get_json(instance, "pods", "-n", "bookinfo")["items"]
+            return len(items) == 3 and all(
+                p["status"].get("containerStatuses")
+                and all(c.get("ready") for c in p["status"]["containerStatuses"]) for p in items)
+        daemon_harness.wait_for(ready, 150, what="bookinfo pods ready")
+        yield instance
+    finally:
+        instance.stop()
+
+
+def versions_answering(daemon, count: int, *header: str) -> dict[str, int]:
+    args = " ".join(f"--header '{h}'" for h in header)
+    out = daemon.shoal("exec", "-n", "bookinfo", "productpage", "-c", "client", "--", "sh", "-c",
+                       f"for i in $(seq {count}); do timeout 5 wget -qO- {args} "
+                       "http://reviews:9080/cgi-bin/who; done", check=False).stdout
+    seen: dict[str, int] = {}
+    for line in out.splitlines():
+        if line.startswith("from "):
+            seen[line.split()[1]] = seen.get(line.split()[1], 0) + 1
+    return seen
+
+
+def test_daemon_virtual_service_routes_jason_to_v2(daemon):
+    wait = daemon_harness.wait_for
+    # before: the reviews Service spreads calls over both versions
+    wait(lambda: set(versions_answering(daemon, 20)) == {"v1", "v2"}, 60, interval=1,
+         what="both versions answering")
+    daemon.shoal("apply", "-f", "-", input=REVIEWS_BY_USER)
+    wait(lambda: versions_answering(daemon, 5, "end-user: jason") == {"v2": 5}, 30, interval=0.5,
+         what="jason routed to v2")
+    assert versions_answering(daemon, 20, "end-user: jason") == {"v2": 20}
+    assert versions_answering(daemon, 20, "end-user: ada") == {"v1": 20}
+    assert versions_answering(daemon, 20) == {"v1": 20}
+    rows = [line for line in daemon.shoal("mesh", "status").stdout.splitlines()
+            if "productpage.bookinfo" in line]
+    assert rows and "SYNCED" in rows[0] and "NACKED" not in rows[0], rows
