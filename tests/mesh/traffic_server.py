@@ -7,8 +7,8 @@
         about the requests served so far (not counting itself).
 
     traffic_server.py load URL COUNT [HEADER ...]
-        COUNT sequential GETs (one keep-alive connection, reopened after errors), each
-        header "Name: value" sent; prints JSON {"status": {code: n}, "servers": {name: n},
+        COUNT sequential GETs (one keep-alive connection, reopened after errors; a new
+        connection per request with "Connection: close"), each header "Name: value" sent; prints JSON {"status": {code: n}, "servers": {name: n},
         "errors": n, "seconds": [per-request seconds]}.
 """
 
@@ -28,6 +28,9 @@ def serve(port: int, name: str, fail_ratio: float, fail_status: int, delay: floa
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body in one segment: no Nagle / delayed-ACK pause per request
+        wbufsize = 65536
+        disable_nagle_algorithm = True
 
         def _answer(self) -> None:
             if self.path == "/__stats":
@@ -68,6 +71,7 @@ def load(url: str, count: int, headers: list[str]) -> None:
         path += "?" + parts.query
     extra = dict(h.split(":", 1) for h in headers)
     extra = {k.strip(): v.strip() for k, v in extra.items()}
+    reopen = extra.get("Connection", "").lower() == "close"
     result = {"status": {}, "servers": {}, "errors": 0, "seconds": []}
     conn = None
     for _ in range(count):
@@ -85,7 +89,7 @@ def load(url: str, count: int, headers: list[str]) -> None:
                 result["servers"][server] = result["servers"].get(server, 0) + 1
             except (ValueError, KeyError, TypeError):
                 pass  # an answer from Envoy itself (504, fault abort, ...)
-            if response.getheader("connection", "").lower() == "close":
+            if reopen or response.getheader("connection", "").lower() == "close":
                 conn.close()
                 conn = None
         except (OSError, http.client.HTTPException):
