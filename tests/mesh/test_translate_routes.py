@@ -14,7 +14,7 @@ from shoal.mesh import snapshot
 from shoal.mesh.errors import TranslateError
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import PODS, ClusterState
-from shoal.mesh.translate import Outbound, model, protos, routes, translate
+from shoal.mesh.translate import Outbound, model, protos, routes, translate, virtualservice
 from tests.mesh.fixtures import pod, service
 
 MESH = MeshConfig()
@@ -406,6 +406,39 @@ def test_cors_policy_is_per_route_config_of_the_cors_filter():
         "POST,GET", "X-Foo-Bar", "X-Id")
     assert cors["max_age"] == "86400" and cors["allow_credentials"] is False
     assert cors["filter_enabled"]["default_value"]["numerator"] == 100
+
+
+def test_destination_rule_hash_policies_reach_routes_and_keep_retries_on_the_hashed_host():
+    by_user = [{"header": {"header_name": "end-user"}}]
+
+    def hash_policies(svc, port, subset):  # what DestinationRule translation answers
+        return by_user if (svc.name, port, subset) in (("reviews", 9080, "v1"),
+                                                        ("reviews", 9080, "")) else []
+    st = state(vs("reviews", BOOKINFO_REVIEWS))
+    client = virtualservice.ClientKey("default")
+    index = virtualservice.VirtualServiceIndex(st, MESH)
+    services = model.mesh_services(st, MESH)
+    tables = {t["name"]: t for t in routes.build_outbound_routes(services, MESH, index, client,
+                                                                 hash_policies)}
+    vhosts = {v["name"]: v for v in tables["9080"]["virtual_hosts"]}
+    jason, rest = vhosts[f"{REVIEWS}:9080"]["routes"]
+    assert "hash_policy" not in jason["route"]  # subset v2 has no consistent hash
+    assert "retry_host_predicate" in jason["route"]["retry_policy"]
+    assert rest["route"]["hash_policy"] == by_user
+    assert "retry_host_predicate" not in rest["route"]["retry_policy"]
+    assert rest["route"]["retry_policy"]["num_retries"] == 2
+    # a service without VirtualService: its default route hashes too
+    (plain,) = vhosts[f"{RATINGS}:9080"]["routes"]
+    assert "hash_policy" not in plain["route"]
+    st = state()
+    tables = {t["name"]: t for t in routes.build_outbound_routes(
+        model.mesh_services(st, MESH), MESH, virtualservice.VirtualServiceIndex(st, MESH), client,
+        hash_policies)}
+    (default,) = next(v for v in tables["9080"]["virtual_hosts"]
+                      if v["name"] == f"{REVIEWS}:9080")["routes"]
+    assert default["route"]["hash_policy"] == by_user
+    for table in tables.values():
+        protos.to_proto(protos.ROUTE, table)  # Envoy-shaped
 
 
 # -- tcp and tls ---------------------------------------------------------------------

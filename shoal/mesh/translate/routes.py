@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 # Imported for their descriptors: the typed configs below name these types.
 from envoy.extensions.filters.http.cors.v3 import cors_pb2  # noqa: F401
@@ -57,6 +57,8 @@ DEFAULT_RETRY_POLICY: Obj = {
     "retry_host_predicate": [PREVIOUS_HOSTS], "host_selection_retry_max_attempts": "5",
 }
 """Istio's retry policy for a route whose rule has no `retries`."""
+DEFAULT_CONSISTENT_HASH_RETRY_POLICY: Obj = {
+    k: v for k, v in DEFAULT_RETRY_POLICY.items() if k != "retry_host_predicate"}
 REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
                   307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT"}
 GRPC_CODES = {name: code for code, name in enumerate((
@@ -185,14 +187,16 @@ def _merge_headers(target: Obj, extra: Obj) -> None:
         target[key] = target.get(key, []) + values
 
 
-def retry_policy(retries: Obj | None, field: str) -> Obj | None:
-    """Istio's ConvertPolicy: default when absent, None when attempts <= 0."""
+def retry_policy(retries: Obj | None, field: str, consistent_hash: bool = False) -> Obj | None:
+    """Istio's ConvertPolicy: default when absent, None when attempts <= 0; with a
+    consistent hash, no previous_hosts predicate (retries stay on the hashed host)."""
     if retries is None:
-        return DEFAULT_RETRY_POLICY
+        return DEFAULT_CONSISTENT_HASH_RETRY_POLICY if consistent_hash else DEFAULT_RETRY_POLICY
     attempts = int(retries.get("attempts") or 0)
     if attempts <= 0:
         return None
-    out: Obj = dict(DEFAULT_RETRY_POLICY, num_retries=attempts)
+    out: Obj = dict(DEFAULT_CONSISTENT_HASH_RETRY_POLICY if consistent_hash
+                    else DEFAULT_RETRY_POLICY, num_retries=attempts)
     if retries.get("retryOn"):
         parts = [p.strip() for p in str(retries["retryOn"]).split(",") if p.strip()]
         codes = [int(p) for p in parts if p.isdigit()]
@@ -204,8 +208,10 @@ def retry_policy(retries: Obj | None, field: str) -> Obj | None:
             out["retriable_status_codes"] = codes
     if retries.get("perTryTimeout"):
         out["per_try_timeout"] = duration(retries["perTryTimeout"], f"{field}.perTryTimeout")
-    if "retryIgnorePreviousHosts" in retries and not retries["retryIgnorePreviousHosts"]:
-        out.pop("retry_host_predicate")
+    if "retryIgnorePreviousHosts" in retries:
+        out.pop("retry_host_predicate", None)
+        if retries["retryIgnorePreviousHosts"]:
+            out["retry_host_predicate"] = [PREVIOUS_HOSTS]
     if retries.get("retryRemoteLocalities"):
         out["retry_priority"] = {
             "name": "envoy.retry_priorities.previous_priorities",
@@ -259,28 +265,46 @@ def cors_config(cors: Obj) -> Obj:
 
 # -- destinations and routes --------------------------------------------------------
 
+HashPolicies = Callable[[MeshService, int, str], list[Obj]]
+"""(destination service, port, subset) -> the route `hash_policy` its DestinationRule's
+consistentHash asks for, as the client sees it ([] for none). DestinationRule
+translation owns the lookup; the caller binds it to the client's namespace."""
+
+
+def no_hash_policies(svc: MeshService, port: int, subset: str) -> list[Obj]:
+    return []
+
+
 @dataclasses.dataclass(frozen=True)
 class RouteContext:
     """What translating one rule needs besides the rule: the services by FQDN, the
-    listener port the route table is for and the cluster domain."""
+    listener port the route table is for, the cluster domain, the hash policies."""
 
     services: Mapping[str, MeshService]
     port: int
     cluster_domain: str
+    hash_policies: HashPolicies = no_hash_policies
 
 
-def destination_cluster(dest: Obj, vs: VirtualService, ctx: RouteContext) -> str:
-    """Istio's GetDestinationCluster: port as given, else the service's only port, else
-    the listener port; the subset names the DestinationRule subset cluster."""
+def destination_cluster(dest: Obj, ctx: RouteContext) -> str:
+    return destination(dest, ctx)[0]
+
+
+def destination(dest: Obj, ctx: RouteContext) -> tuple[str, list[Obj]]:
+    """(cluster, hash_policy) of a destination. Istio's GetDestinationCluster: port as
+    given, else the service's only port, else the listener port; the subset names the
+    DestinationRule subset cluster."""
     fqdn = dest.get("host", "")  # resolved by resolve_destinations
     port = (dest.get("port") or {}).get("number")
+    svc = ctx.services.get(fqdn)
     if port is None:
-        svc = ctx.services.get(fqdn)
         port = svc.ports[0].port if svc is not None and len(svc.ports) == 1 else ctx.port
-    return names.outbound_cluster(int(port), fqdn, dest.get("subset", ""))
+    subset = dest.get("subset", "")
+    hashing = ctx.hash_policies(svc, int(port), subset) if svc is not None else []
+    return names.outbound_cluster(int(port), fqdn, subset), hashing
 
 
-def _route_action(rule: Obj, vs: VirtualService, ctx: RouteContext, route: Obj,
+def _route_action(rule: Obj, ctx: RouteContext, route: Obj,
                   authority: str, field: str) -> Obj:
     action: Obj = {"timeout": duration(rule["timeout"], f"{field}.timeout")
                    if rule.get("timeout") else "0s"}
@@ -293,8 +317,9 @@ def _route_action(rule: Obj, vs: VirtualService, ctx: RouteContext, route: Obj,
         action["prefix_rewrite"] = rewrite["uri"]
     authority = rewrite.get("authority") or authority
     destinations = rule.get("route") or []
+    hashing: list[Obj] = []
     if len(destinations) == 1:
-        action["cluster"] = destination_cluster(destinations[0].get("destination") or {}, vs, ctx)
+        action["cluster"], hashing = destination(destinations[0].get("destination") or {}, ctx)
         extra, dest_authority = header_operations(destinations[0].get("headers"))
         _merge_headers(route, extra)
         authority = authority or dest_authority
@@ -303,8 +328,9 @@ def _route_action(rule: Obj, vs: VirtualService, ctx: RouteContext, route: Obj,
         for dst in destinations:
             if not dst.get("weight"):
                 continue  # Istio leaves weight-0 destinations out
-            entry: Obj = {"name": destination_cluster(dst.get("destination") or {}, vs, ctx),
-                          "weight": int(dst["weight"])}
+            name, more = destination(dst.get("destination") or {}, ctx)
+            hashing += [h for h in more if h not in hashing]
+            entry: Obj = {"name": name, "weight": int(dst["weight"])}
             extra, dest_authority = header_operations(dst.get("headers"))
             entry.update(extra)
             if dest_authority:
@@ -313,25 +339,34 @@ def _route_action(rule: Obj, vs: VirtualService, ctx: RouteContext, route: Obj,
         action["weighted_clusters"] = {"clusters": weighted}
     if authority:
         action["host_rewrite_literal"] = authority
+    if hashing:
+        action["hash_policy"] = hashing
     mirrors: list[Obj] = []
-    if rule.get("mirror") and not (rule.get("mirrorPercentage") or {}).get("value", 1) == 0 \
+    if rule.get("mirror") and _mirror_on(rule.get("mirrorPercentage")) \
             and rule.get("mirrorPercent", 1) != 0:
-        mirrors.append({"cluster": destination_cluster(rule["mirror"], vs, ctx),
+        mirrors.append({"cluster": destination_cluster(rule["mirror"], ctx),
                         "runtime_fraction": {"default_value": fractional(
                             rule.get("mirrorPercentage"), rule.get("mirrorPercent"))},
                         "trace_sampled": False})
     for mirror in rule.get("mirrors") or ():
-        if mirror.get("destination") and (mirror.get("percentage") or {}).get("value", 1) != 0:
-            mirrors.append({"cluster": destination_cluster(mirror["destination"], vs, ctx),
+        if mirror.get("destination") and _mirror_on(mirror.get("percentage")):
+            mirrors.append({"cluster": destination_cluster(mirror["destination"], ctx),
                             "runtime_fraction": {"default_value": fractional(
                                 mirror.get("percentage"))},
                             "trace_sampled": False})
     if mirrors:
         action["request_mirror_policies"] = mirrors
-    policy = retry_policy(rule.get("retries"), f"{field}.retries")
+    # Istio: a single destination hashed to a consistent host retries on that host
+    policy = retry_policy(rule.get("retries"), f"{field}.retries",
+                          consistent_hash=len(destinations) == 1 and bool(hashing))
     if policy is not None:
         action["retry_policy"] = policy
     return action
+
+
+def _mirror_on(percentage: Obj | None) -> bool:
+    """An explicit 0% turns a mirror off (Istio); absent means 100%."""
+    return percentage is None or float(percentage.get("value", 0)) > 0
 
 
 def _redirect(redirect: Obj, port: int) -> Obj | None:
@@ -383,7 +418,7 @@ def translate_rule(rule: Obj, match: Obj | None, vs: VirtualService, ctx: RouteC
         elif "bytes" in body:
             route["direct_response"]["body"] = {"inline_bytes": body["bytes"]}
     elif rule.get("route"):
-        route["route"] = _route_action(rule, vs, ctx, route, authority, field)
+        route["route"] = _route_action(rule, ctx, route, authority, field)
     else:
         return None
     per_filter: Obj = {}
@@ -434,15 +469,21 @@ def _domains(svc: MeshService, port: int, proxy_namespace: str) -> list[str]:
     return domains
 
 
-def default_route(svc: MeshService, port: int) -> Obj:
-    return {"name": "default", "match": {"prefix": "/"},
-            "route": {"cluster": names.outbound_cluster(port, svc.fqdn), "timeout": "0s",
-                      "retry_policy": DEFAULT_RETRY_POLICY}}
+def default_route(svc: MeshService, port: int, hash_policies: HashPolicies = no_hash_policies) -> Obj:
+    """The route of a service no VirtualService names (Istio's default route)."""
+    action: Obj = {"cluster": names.outbound_cluster(port, svc.fqdn), "timeout": "0s"}
+    hashing = hash_policies(svc, port, "")
+    if hashing:
+        action["hash_policy"] = hashing
+    action["retry_policy"] = retry_policy(None, "", consistent_hash=bool(hashing))
+    return {"name": "default", "match": {"prefix": "/"}, "route": action}
 
 
 def build_outbound_routes(services: list[MeshService], mesh: MeshConfig,
-                          index: VirtualServiceIndex, client: ClientKey) -> list[Obj]:
-    """One RouteConfiguration per HTTP port number, named like Istio ("80")."""
+                          index: VirtualServiceIndex, client: ClientKey,
+                          hash_policies: HashPolicies = no_hash_policies) -> list[Obj]:
+    """One RouteConfiguration per HTTP port number, named like Istio ("80").
+    `hash_policies` answers for `client`'s namespace (DestinationRule lookup)."""
     by_fqdn = {svc.fqdn: svc for svc in services}
     by_port: dict[int, list[Obj]] = {}
     for svc in services:
@@ -450,12 +491,12 @@ def build_outbound_routes(services: list[MeshService], mesh: MeshConfig,
         for sp in svc.ports:
             if not sp.http:
                 continue
-            ctx = RouteContext(by_fqdn, sp.port, mesh.cluster_domain)
+            ctx = RouteContext(by_fqdn, sp.port, mesh.cluster_domain, hash_policies)
             routes = http_routes(applicable, client, ctx) if applicable else []
             by_port.setdefault(sp.port, []).append({
                 "name": f"{svc.fqdn}:{sp.port}",
                 "domains": _domains(svc, sp.port, client.namespace),
-                "routes": routes or [default_route(svc, sp.port)],
+                "routes": routes or [default_route(svc, sp.port, hash_policies)],
             })
     tables = []
     for port, vhosts in sorted(by_port.items()):
@@ -484,13 +525,13 @@ def _l4_applies(match: Obj, port: int, vip: str | None, client: ClientKey) -> bo
     return source_matches(match, client)
 
 
-def l4_destination(rule: Obj, vs: VirtualService, ctx: RouteContext) -> Obj:
+def l4_destination(rule: Obj, ctx: RouteContext) -> Obj:
     """tcp_proxy fields for a tcp/tls rule's `route`: cluster or weighted_clusters."""
     dests = rule.get("route") or []
     if len(dests) == 1:
-        return {"cluster": destination_cluster(dests[0].get("destination") or {}, vs, ctx)}
+        return {"cluster": destination_cluster(dests[0].get("destination") or {}, ctx)}
     return {"weighted_clusters": {"clusters": [
-        {"name": destination_cluster(d.get("destination") or {}, vs, ctx), "weight": int(d["weight"])}
+        {"name": destination_cluster(d.get("destination") or {}, ctx), "weight": int(d["weight"])}
         for d in dests if d.get("weight")]}}
 
 
@@ -505,7 +546,7 @@ def tcp_route(svc: MeshService, port: int, index: VirtualServiceIndex, client: C
                 continue
             matches = rule.get("match") or [{}]
             if any(_l4_applies(m, port, svc.vip, client) for m in matches):
-                return l4_destination(rule, vs, ctx)
+                return l4_destination(rule, ctx)
     return None
 
 
@@ -526,5 +567,5 @@ def tls_routes(svc: MeshService, port: int, index: VirtualServiceIndex, client: 
                 sni = [h for h in match.get("sniHosts") or () if h not in claimed]
                 if sni:
                     claimed.update(sni)
-                    out.append((sni, l4_destination(rule, vs, ctx)))
+                    out.append((sni, l4_destination(rule, ctx)))
     return out
