@@ -197,7 +197,7 @@ def test_istio_local_rate_limit_yaml_patches_every_inbound_hcm_of_the_selected_p
     # the outbound side and the passthrough (tcp) chains are untouched
     for chain in chains(res, "virtualOutbound").values():
         if HCM in filter_names(chain):
-            assert http_filters(chain) == [ROUTER]
+            assert LOCAL_RL not in http_filters(chain) and http_filters(chain)[-1] == ROUTER
     # another pod (no app=productpage label) gets exactly the resources it had before
     plain = resources(pod_name="web-1")
     patched_elsewhere = resources((ENVOY_FILTERS, ef), pod_name="web-1")

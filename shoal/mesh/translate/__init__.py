@@ -6,7 +6,10 @@ push to it. Modules, one per concern:
 
     model      Kubernetes dicts -> MeshService / ProxyIdentity values
     peerauth   PeerAuthentication precedence and validation
-    outbound   virtualOutbound listener, outbound clusters, endpoints, routes
+    outbound   virtualOutbound listener (incl. VirtualService tcp/tls rules), clusters, endpoints
+    routes     outbound RDS: default routes and VirtualService http rules -> Envoy routes
+    virtualservice  which VirtualServices apply to a service and a client (hosts, gateways,
+               exportTo, merge, delegate, source matches)
     inbound    virtualInbound listener and inbound clusters
     tls        mTLS transport sockets (SDS names only, never key material)
     fixed      passthrough/blackhole/admin clusters, readiness and prometheus listeners
@@ -15,9 +18,13 @@ push to it. Modules, one per concern:
     protos     dict -> typed protobuf, type URLs
 
 Secrets (SDS) are not translated here: the control loop adds them from the CA.
-`Outbound(state, mesh)` is the proxy-independent part, built once per state and
-shared by every proxy's `translate(...)`; parsed messages are memoized and shared, so
-treat every returned message as immutable.
+`Outbound(state, mesh)` is the part shared between proxies, built once per state and
+passed to every proxy's `translate(...)`: clusters and endpoints are proxy-independent;
+route configurations and the outbound listener depend on the client only through its
+`ClientKey` (namespace, and the labels VirtualService `sourceLabels` name) and are
+memoized per key, so a VirtualService change yields new resources only for the
+clients it concerns. Parsed messages are memoized and shared, so treat every returned
+message as immutable.
 """
 
 from __future__ import annotations
@@ -29,16 +36,17 @@ from google.protobuf.message import Message
 
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ENVOY_FILTERS, ClusterState
-from shoal.mesh.translate import inbound, outbound, protos
+from shoal.mesh.translate import inbound, outbound, protos, routes
 from shoal.mesh.translate.envoyfilter import apply_envoy_filters
 from shoal.mesh.translate.model import (
     ContainerPort, MeshService, ProxyIdentity, mesh_services, proxy_identity,
 )
 from shoal.mesh.translate.peerauth import MtlsPolicy, effective_mtls, validate_peer_authentication
+from shoal.mesh.translate.virtualservice import ClientKey, VirtualServiceIndex
 
 __all__ = [
     "Resources", "translate", "Outbound", "ProxyIdentity", "MeshService", "mesh_services",
-    "proxy_identity", "effective_mtls", "validate_peer_authentication",
+    "proxy_identity", "effective_mtls", "validate_peer_authentication", "ClientKey",
 ]
 
 
@@ -70,25 +78,37 @@ def _typed(type_url: str, bodies: list[dict]) -> tuple[Message, ...]:
 
 
 class Outbound:
-    """The proxy-independent part of translation for one cluster state, built once and
-    shared by every proxy: services, outbound clusters, endpoints, the outbound
-    listener; route configurations are built once per client namespace (the short
-    service name is a domain only in the service's own namespace)."""
+    """The shared part of translation for one cluster state, built once and used by
+    every proxy: services, the VirtualService index, outbound clusters and endpoints;
+    route configurations and the outbound listener per `ClientKey` (the short service
+    name is a domain only in the service's own namespace; VirtualServices have
+    exportTo and source matches)."""
 
     def __init__(self, state: ClusterState, mesh: MeshConfig) -> None:
         self.mesh = mesh
         self.services = mesh_services(state, mesh)
+        self.virtual_services = VirtualServiceIndex(state, mesh)
         self.clusters = _typed(protos.CLUSTER, outbound.build_outbound_clusters(self.services, mesh))
         self.endpoints = _typed(protos.ENDPOINT, outbound.build_outbound_endpoints(self.services))
-        self.listener = protos.to_proto(
-            protos.LISTENER, outbound.build_outbound_listener(self.services, mesh))
-        self._routes: dict[str, tuple[Message, ...]] = {}
+        self._routes: dict[ClientKey, tuple[Message, ...]] = {}
+        self._listeners: dict[ClientKey | None, Message] = {}
 
-    def routes(self, namespace: str) -> tuple[Message, ...]:
-        if namespace not in self._routes:
-            self._routes[namespace] = _typed(protos.ROUTE, outbound.build_outbound_routes(
-                self.services, self.mesh, namespace))
-        return self._routes[namespace]
+    def client(self, proxy: ProxyIdentity) -> ClientKey:
+        return self.virtual_services.client_key(proxy.namespace, proxy.label_dict)
+
+    def routes(self, client: ClientKey) -> tuple[Message, ...]:
+        if client not in self._routes:
+            self._routes[client] = _typed(protos.ROUTE, routes.build_outbound_routes(
+                self.services, self.mesh, self.virtual_services, client))
+        return self._routes[client]
+
+    def listener(self, client: ClientKey) -> Message:
+        # without tcp/tls rules the listener is the same for every client
+        key = client if self.virtual_services.has_l4_rules else None
+        if key not in self._listeners:
+            self._listeners[key] = protos.to_proto(protos.LISTENER, outbound.build_outbound_listener(
+                self.services, self.mesh, self.virtual_services, client))
+        return self._listeners[key]
 
 
 def translate(
@@ -103,11 +123,13 @@ def translate(
         shared = Outbound(state, mesh)
     policy = effective_mtls(state, mesh, proxy.namespace, proxy.label_dict)
     inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh)
+    client = shared.client(proxy)
     resources = Resources(
         clusters=tuple(sorted(shared.clusters + inbound_clusters, key=protos.resource_name)),
         endpoints=shared.endpoints,
-        listeners=tuple(sorted((shared.listener, inbound_listener), key=protos.resource_name)),
-        routes=shared.routes(proxy.namespace),
+        listeners=tuple(sorted((shared.listener(client), inbound_listener),
+                               key=protos.resource_name)),
+        routes=shared.routes(client),
     )
     return apply_envoy_filters(resources, state.list(ENVOY_FILTERS), proxy, mesh.root_namespace)
 
