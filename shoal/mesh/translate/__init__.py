@@ -6,7 +6,8 @@ push to it. Modules, one per concern:
 
     model      Kubernetes dicts -> MeshService / ProxyIdentity values
     peerauth   PeerAuthentication precedence and validation
-    outbound   virtualOutbound listener, outbound clusters, endpoints, routes
+    outbound   virtualOutbound listener and outbound routes
+    clusters   outbound clusters and endpoints: DestinationRule lookup, subsets, policies
     inbound    virtualInbound listener and inbound clusters
     tls        mTLS transport sockets (SDS names only, never key material)
     fixed      passthrough/blackhole/admin clusters, readiness and prometheus listeners
@@ -15,20 +16,23 @@ push to it. Modules, one per concern:
 
 Secrets (SDS) are not translated here: the control loop adds them from the CA.
 `Outbound(state, mesh)` is the proxy-independent part, built once per state and
-shared by every proxy's `translate(...)`; parsed messages are memoized and shared, so
-treat every returned message as immutable.
+shared by every proxy's `translate(...)`; what depends on the client namespace
+(DestinationRule lookup, short route domains) is built once per namespace and shared
+by the namespaces that see the same rules. Parsed messages are memoized and shared,
+so treat every returned message as immutable.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Hashable
 
 from google.protobuf.message import Message
 
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ClusterState
-from shoal.mesh.translate import inbound, outbound, protos
+from shoal.mesh.translate import clusters, inbound, outbound, protos
 from shoal.mesh.translate.model import (
     ContainerPort, MeshService, ProxyIdentity, mesh_services, proxy_identity,
 )
@@ -66,23 +70,40 @@ def _typed(type_url: str, bodies: list[dict]) -> tuple[Message, ...]:
 
 class Outbound:
     """The proxy-independent part of translation for one cluster state, built once and
-    shared by every proxy: services, outbound clusters, endpoints, the outbound
-    listener; route configurations are built once per client namespace (the short
-    service name is a domain only in the service's own namespace)."""
+    shared by every proxy: services, the outbound listener; outbound clusters and
+    endpoints once per DestinationRule view (`rules.key(namespace)`: namespaces that
+    see the same rules share them); route configurations once per client namespace
+    (the short service name is a domain only in the service's own namespace)."""
 
     def __init__(self, state: ClusterState, mesh: MeshConfig) -> None:
         self.mesh = mesh
         self.services = mesh_services(state, mesh)
-        self.clusters = _typed(protos.CLUSTER, outbound.build_outbound_clusters(self.services, mesh))
-        self.endpoints = _typed(protos.ENDPOINT, outbound.build_outbound_endpoints(self.services))
+        self.rules = clusters.DestinationRules.from_state(state, mesh)
+        self._clusters: dict[Hashable, tuple[tuple[Message, ...], tuple[Message, ...]]] = {}
         self.listener = protos.to_proto(
             protos.LISTENER, outbound.build_outbound_listener(self.services, mesh))
         self._routes: dict[str, tuple[Message, ...]] = {}
 
+    def clusters(self, namespace: str) -> tuple[Message, ...]:
+        return self._outbound(namespace)[0]
+
+    def endpoints(self, namespace: str) -> tuple[Message, ...]:
+        return self._outbound(namespace)[1]
+
+    def _outbound(self, namespace: str) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+        key = self.rules.key(namespace)
+        if key not in self._clusters:
+            bodies, assignments = clusters.build_outbound(
+                self.services, self.mesh, self.rules, namespace)
+            self._clusters[key] = (_typed(protos.CLUSTER, bodies),
+                                   _typed(protos.ENDPOINT, assignments))
+        return self._clusters[key]
+
     def routes(self, namespace: str) -> tuple[Message, ...]:
         if namespace not in self._routes:
-            self._routes[namespace] = _typed(protos.ROUTE, outbound.build_outbound_routes(
-                self.services, self.mesh, namespace))
+            self._routes[namespace] = _typed(protos.ROUTE, clusters.apply_default_hash_policies(
+                outbound.build_outbound_routes(self.services, self.mesh, namespace),
+                self.services, self.rules, namespace))
         return self._routes[namespace]
 
 
@@ -99,8 +120,9 @@ def translate(
     policy = effective_mtls(state, mesh, proxy.namespace, proxy.label_dict)
     inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh)
     return Resources(
-        clusters=tuple(sorted(shared.clusters + inbound_clusters, key=protos.resource_name)),
-        endpoints=shared.endpoints,
+        clusters=tuple(sorted(shared.clusters(proxy.namespace) + inbound_clusters,
+                              key=protos.resource_name)),
+        endpoints=shared.endpoints(proxy.namespace),
         listeners=tuple(sorted((shared.listener, inbound_listener), key=protos.resource_name)),
         routes=shared.routes(proxy.namespace),
     )

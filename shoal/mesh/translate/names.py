@@ -1,6 +1,7 @@
 """Names of Envoy resources, spelled as Istio spells them (config_dump stays familiar).
 
     outbound|80||web.default.svc.cluster.local   outbound cluster (EDS) per service port
+    outbound|80|v1|web.default.svc.cluster.local one per DestinationRule subset and port
     inbound|8080||                                inbound cluster per pod port
     80                                            outbound route configuration per port
     virtualOutbound / virtualInbound              listeners on 15001 / 15006
@@ -42,8 +43,9 @@ def fqdn(name: str, namespace: str, cluster_domain: str) -> str:
     return f"{name}.{namespace}.svc.{cluster_domain}"
 
 
-def outbound_cluster(port: int, host: str) -> str:
-    return f"outbound|{port}||{host}"
+def outbound_cluster(port: int, fqdn: str, subset: str = "") -> str:
+    """Istio's outbound|PORT|SUBSET|FQDN (SUBSET empty for the whole service)."""
+    return f"outbound|{port}|{subset}|{fqdn}"
 
 
 def inbound_cluster(port: int) -> str:
@@ -54,5 +56,6 @@ def outbound_route(port: int) -> str:
     return str(port)
 
 
-def outbound_sni(port: int, host: str) -> str:
-    return f"outbound_.{port}_._.{host}"
+def outbound_sni(port: int, host: str, subset: str = "") -> str:
+    """Istio's SNI for mesh mTLS: outbound_.PORT_.SUBSET_.FQDN (SUBSET may be empty)."""
+    return f"outbound_.{port}_.{subset}_.{host}"
