@@ -4,6 +4,8 @@ One topology for the module: pod a (client), pods b1 (version v1), b2 and b3 (v2
 all with sidecars; Service `web` (VIP :80 -> 8080) selects the three b pods, each
 running tests/mesh/policy_server.py (b3 fails `/flaky` with 500). Each test applies
 one DestinationRule to `web`, checks what a client sees, and deletes the rule again.
+Applying waits at most 5 s for a's Envoy to show the rule (a changed cluster must not
+sit out Envoy's 15 s EDS warm-up timeout).
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ class Env:
         async def default_again():
             c = await self.active_cluster(CLUSTER)
             return (c.get("lb_policy") == "LEAST_REQUEST" and "outlier_detection" not in c
+                    and "transport_socket_matches" in c
                     and c["circuit_breakers"]["thresholds"][0]["max_connections"] == 4294967295)
         await harness.wait_for(default_again, timeout=5)
 
@@ -245,3 +248,25 @@ async def test_outlier_detection_ejects_the_failing_pod(env: Env):
     # the rule is gone: b3 is back in rotation
     again = await env.load("/", 30)
     assert "b3" in again["servers"], again
+
+
+async def test_tls_disable_sends_plaintext_that_strict_servers_refuse(env: Env):
+    # auto-mTLS: the servers' sidecars are STRICT (the mesh default) and answer
+    assert (await env.load("/", 3))["codes"] == {"200": 3}
+    await env.apply({"trafficPolicy": {"tls": {"mode": "DISABLE"}}},
+                    until=lambda c: "transport_socket_matches" not in c)
+    try:
+        refused = await env.load("/", 3)
+        assert refused["codes"] == {"503": 3}, refused
+        # (a changed cluster starts its stats afresh) no TLS was attempted
+        assert (await harness.stats(env.topo, "a")).get(f"cluster.{CLUSTER}.ssl.handshake", 0) == 0
+    finally:
+        env.source.delete(DESTINATION_RULES, "default", "web")
+    # ISTIO_MUTUAL: mesh mTLS to every endpoint, explicitly
+    await env.apply({"trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+                    until=lambda c: "transport_socket" in c)
+    try:
+        assert (await env.load("/", 3))["codes"] == {"200": 3}
+        assert (await harness.stats(env.topo, "a"))[f"cluster.{CLUSTER}.ssl.handshake"] >= 1
+    finally:
+        await env.remove()

@@ -342,17 +342,24 @@ def test_rules_for_one_host_merge_oldest_policy_first_and_all_subsets():
 
 
 def test_namespaces_that_see_the_same_rules_share_one_set_of_clusters():
-    st = state(dr({"host": "web", "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}}),
-               pod("third", "10.0.2.2", {"app": "x"}, ns="third"))
+    third = pod("third", "10.0.2.2", {"app": "x"}, ns="third")
+    # a rule in its service's namespace, exported everywhere: one set for all
+    st = state(dr({"host": "web", "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}}), third)
     shared = Outbound(st, MESH)
-    assert shared.rules.key("other") == shared.rules.key("third")
-    assert shared.clusters("other") is shared.clusters("third")
-    assert shared.clusters("default") is not shared.clusters("other")  # the rule is local there
+    assert shared.clusters("other") is shared.clusters("third") is shared.clusters("default")
+    assert lb_seen(st, "other", "other") == "RANDOM"
+    # a rule for web in another namespace: that namespace gets its own clusters
     mine = dr({"host": WEB, "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}}},
               name="mine", ns="third")
-    shared = Outbound(state(mine, pod("third", "10.0.2.2", {"app": "x"}, ns="third")), MESH)
+    shared = Outbound(state(mine, third), MESH)
+    assert shared.clusters("other") is shared.clusters("default")
     assert shared.clusters("other") is not shared.clusters("third")
-    assert lb_seen(st, "other", "other") == "RANDOM"
+    # so does a namespace that sees a rule others do not
+    private = dr({"host": "web", "exportTo": ["."],
+                  "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}})
+    shared = Outbound(state(private, third), MESH)
+    assert shared.clusters("other") is shared.clusters("third")
+    assert shared.clusters("default") is not shared.clusters("other")
 
 
 def test_bad_duration_names_the_rule_and_field():

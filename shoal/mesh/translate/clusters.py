@@ -128,32 +128,47 @@ def destination_rules(state: ClusterState, mesh: MeshConfig) -> list["Destinatio
 
 class DestinationRules:
     """Rules indexed for Istio's lookup. `lookup` answers which (merged) rule spec
-    applies to a service for a client namespace; `key(ns)` is equal for two client
-    namespaces exactly when every lookup gives them the same answer, so the builders
-    memoize per key and most namespaces share one set of clusters."""
+    applies to a service for a client namespace. `key(ns)` is equal for two client
+    namespaces whenever every lookup gives them the same answer, so the builders
+    memoize per key: a rule that lives in its service's namespace and is exported
+    everywhere reads the same from every namespace, so only namespaces holding other
+    rules (for hosts elsewhere, wildcards beyond their own namespace, restricted
+    exportTo) get clusters of their own."""
 
-    def __init__(self, rules: Iterable[DestinationRule], root_namespace: str) -> None:
+    def __init__(self, rules: Iterable[DestinationRule], root_namespace: str,
+                 cluster_domain: str = "cluster.local") -> None:
         self.root = root_namespace
-        self.by_namespace: dict[str, list[DestinationRule]] = {}
+        self._exact: dict[tuple[str, str], list[DestinationRule]] = {}
+        self._wildcards: dict[str, list[DestinationRule]] = {}
+        self._own_view: set[str] = set()
+        restricted = []
         for rule in sorted(rules, key=lambda r: (r.created, r.name)):
-            self.by_namespace.setdefault(rule.namespace, []).append(rule)
-        self._restricted = tuple(r for rs in self.by_namespace.values() for r in rs
-                                 if "*" not in r.export_to)
+            if rule.host.startswith("*"):
+                self._wildcards.setdefault(rule.namespace, []).append(rule)
+            else:
+                self._exact.setdefault((rule.namespace, rule.host), []).append(rule)
+            if "*" not in rule.export_to:
+                restricted.append(rule)
+            elif not rule.host.endswith(f".{rule.namespace}.svc.{cluster_domain}"):
+                self._own_view.add(rule.namespace)  # reaches services of other namespaces
+        self._restricted = tuple(restricted)
+        self._keys: dict[str, Hashable] = {}
         self._cache: dict[tuple[Hashable, str, str], Obj | None] = {}
 
     @classmethod
     def from_state(cls, state: ClusterState, mesh: MeshConfig) -> "DestinationRules":
-        return cls(destination_rules(state, mesh), mesh.root_namespace)
+        return cls(destination_rules(state, mesh), mesh.root_namespace, mesh.cluster_domain)
 
     def key(self, client_namespace: str) -> Hashable:
-        local = any(r.visible_to(client_namespace)
-                    for r in self.by_namespace.get(client_namespace, ()))
-        seen = tuple((r.namespace, r.name) for r in self._restricted
-                     if r.visible_to(client_namespace))
-        return (client_namespace if local else "", seen)
+        if client_namespace not in self._keys:
+            seen = tuple((r.namespace, r.name) for r in self._restricted
+                         if r.visible_to(client_namespace))
+            own = client_namespace if client_namespace in self._own_view else ""
+            self._keys[client_namespace] = (own, seen)
+        return self._keys[client_namespace]
 
     def lookup(self, client_namespace: str, svc: MeshService) -> Obj | None:
-        """The spec ({trafficPolicy, subsets}) that applies, or None."""
+        """The spec ({trafficPolicy, subsets, rule}) that applies, or None."""
         cache_key = (self.key(client_namespace), svc.fqdn, svc.namespace)
         if cache_key not in self._cache:
             self._cache[cache_key] = self._lookup(client_namespace, svc)
@@ -165,19 +180,16 @@ class DestinationRules:
             if ns not in order:
                 order.append(ns)
         for ns in order:
-            visible = [r for r in self.by_namespace.get(ns, ()) if r.visible_to(client_namespace)
-                       and r.matches(svc.fqdn)]
-            if visible:
-                return _merge(_most_specific(visible))
+            exact = [r for r in self._exact.get((ns, svc.fqdn), ())
+                     if r.visible_to(client_namespace)]
+            if exact:
+                return _merge(exact)
+            wildcards = [r for r in self._wildcards.get(ns, ())
+                         if r.visible_to(client_namespace) and r.matches(svc.fqdn)]
+            if wildcards:  # the most specific (longest) wildcard wins
+                longest = max(len(r.host) for r in wildcards)
+                return _merge([r for r in wildcards if len(r.host) == longest])
         return None
-
-
-def _most_specific(rules: list[DestinationRule]) -> list[DestinationRule]:
-    exact = [r for r in rules if not r.host.startswith("*")]
-    if exact:
-        return exact
-    longest = max(len(r.host) for r in rules)
-    return [r for r in rules if len(r.host) == longest]
 
 
 def _merge(rules: list[DestinationRule]) -> Obj:
@@ -278,7 +290,8 @@ def apply_default_hash_policies(route_configs: list[Obj], services: list[MeshSer
         if rule is None:
             continue
         for sp in svc.ports:
-            hashing = hash_policy(port_policy(rule, sp.port), f"{rule['rule']}: spec.trafficPolicy")
+            hashing = hash_policy(port_policy(rule, sp.port),
+                                  f"DestinationRule {rule['rule']}: spec.trafficPolicy")
             if hashing:
                 wanted[f"{svc.fqdn}:{sp.port}"] = hashing
     if not wanted:
