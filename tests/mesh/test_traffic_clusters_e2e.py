@@ -10,7 +10,6 @@ sit out Envoy's 15 s EDS warm-up timeout).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
@@ -118,7 +117,8 @@ class Env:
         return result
 
     async def active_cluster(self, name: str) -> dict:
-        dump = json.loads(await harness.admin(self.topo, "a", "/config_dump?resource=dynamic_active_clusters"))
+        dump = json.loads(await harness.admin(
+            self.topo, "a", "/config_dump?resource=dynamic_active_clusters"))
         for entry in dump["configs"]:
             if entry["cluster"]["name"] == name:
                 return entry["cluster"]

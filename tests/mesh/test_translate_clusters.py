@@ -167,11 +167,12 @@ def test_consistent_hash_is_ring_hash_plus_the_default_routes_hash_policy(consis
     route_config = protos.to_dict(res[protos.ROUTE]["80"])
     vhost = next(v for v in route_config["virtual_hosts"] if v["name"] == f"{WEB}:80")
     assert vhost["routes"][0]["route"]["hash_policy"] == hashing
-    # and the function the VirtualService routes use gives the same
-    policy = clusters.port_policy({"trafficPolicy": {"loadBalancer": {
-        "consistentHash": consistent}}}, 80)
-    assert clusters.hash_policy(policy) == protos.to_dict(
-        res[protos.ROUTE]["80"]).get("virtual_hosts")[0]["routes"][0]["route"]["hash_policy"]
+    # and the functions VirtualService routes use give the same
+    shared = Outbound(state(dr({"host": "web", "trafficPolicy": {
+        "loadBalancer": {"consistentHash": consistent}}})), MESH)
+    web = next(s for s in shared.services if s.fqdn == WEB)
+    assert clusters.hash_policy(shared.rules.policy("default", web, 80)) == hashing
+    assert clusters.hash_policy(shared.rules.policy("default", web, 80, "no-such-subset")) == hashing
 
 
 def test_maglev_and_ring_sizes():

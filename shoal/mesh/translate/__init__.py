@@ -93,8 +93,7 @@ class Outbound:
     def _outbound(self, namespace: str) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
         key = self.rules.key(namespace)
         if key not in self._clusters:
-            bodies, assignments = clusters.build_outbound(
-                self.services, self.mesh, self.rules, namespace)
+            bodies, assignments = clusters.build_outbound(self.services, self.rules, namespace)
             self._clusters[key] = (_typed(protos.CLUSTER, bodies),
                                    _typed(protos.ENDPOINT, assignments))
         return self._clusters[key]

@@ -155,6 +155,9 @@ class DestinationRules:
         self._keys: dict[str, Hashable] = {}
         self._cache: dict[tuple[Hashable, str, str], Obj | None] = {}
 
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._wildcards)
+
     @classmethod
     def from_state(cls, state: ClusterState, mesh: MeshConfig) -> "DestinationRules":
         return cls(destination_rules(state, mesh), mesh.root_namespace, mesh.cluster_domain)
@@ -173,6 +176,13 @@ class DestinationRules:
         if cache_key not in self._cache:
             self._cache[cache_key] = self._lookup(client_namespace, svc)
         return self._cache[cache_key]
+
+    def policy(self, client_namespace: str, svc: MeshService, port: int,
+               subset: str = "") -> Obj:
+        """The effective trafficPolicy for a destination (service, port, subset) as a
+        client in `client_namespace` sees it: `port_policy` of the rule that applies,
+        e.g. for `hash_policy(...)` on a VirtualService route."""
+        return port_policy(self.lookup(client_namespace, svc), port, subset)
 
     def _lookup(self, client_namespace: str, svc: MeshService) -> Obj | None:
         order = [client_namespace]
@@ -285,12 +295,12 @@ def apply_default_hash_policies(route_configs: list[Obj], services: list[MeshSer
     """Add the DestinationRule's hash policy to the default route (`default`, the one a
     service without a VirtualService has) of each service virtual host `FQDN:PORT`."""
     wanted: dict[str, list[Obj]] = {}
-    for svc in services:
+    for svc in services if rules else ():
         rule = rules.lookup(client_namespace, svc)
         if rule is None:
             continue
         for sp in svc.ports:
-            hashing = hash_policy(port_policy(rule, sp.port),
+            hashing = hash_policy(rules.policy(client_namespace, svc, sp.port),
                                   f"DestinationRule {rule['rule']}: spec.trafficPolicy")
             if hashing:
                 wanted[f"{svc.fqdn}:{sp.port}"] = hashing
@@ -308,7 +318,7 @@ def apply_default_hash_policies(route_configs: list[Obj], services: list[MeshSer
 # -- clusters ----------------------------------------------------------------------
 
 
-def build_outbound(services: list[MeshService], mesh: MeshConfig, rules: DestinationRules,
+def build_outbound(services: list[MeshService], rules: DestinationRules,
                    client_namespace: str) -> tuple[list[Obj], list[Obj]]:
     """(clusters, endpoint assignments) of the outbound side as seen from
     `client_namespace`: passthrough/blackhole plus one cluster per service port and per
@@ -317,15 +327,15 @@ def build_outbound(services: list[MeshService], mesh: MeshConfig, rules: Destina
     assignments = []
     for svc in services:
         rule = rules.lookup(client_namespace, svc)
-        subsets = [(s["name"], s.get("labels") or {}) for s in (rule or {}).get("subsets", ())]
+        where = f"DestinationRule {rule['rule']}: spec" if rule else "spec"
+        variants: list[tuple[str, dict[str, str] | None, str]] = [("", None, where)]
+        for index, subset in enumerate((rule or {}).get("subsets", ())):
+            variants.append((subset["name"], subset.get("labels") or {},
+                             f"{where}.subsets[{index}]"))
         for sp in svc.ports:
-            for subset, labels in [("", None)] + subsets:
-                where = f"DestinationRule {rule['rule']}: spec" if rule else "spec"
-                if subset:
-                    index = next(i for i, s in enumerate(rule["subsets"]) if s["name"] == subset)
-                    where = f"{where}.subsets[{index}]"
+            for subset, labels, path in variants:
                 cluster = service_cluster(svc, sp, port_policy(rule, sp.port, subset), subset,
-                                          f"{where}.trafficPolicy")
+                                          f"{path}.trafficPolicy")
                 clusters.append(cluster)
                 if cluster["type"] == "EDS":
                     assignments.append(_assignment(
