@@ -91,6 +91,22 @@ def test_subsets_get_a_cluster_per_port_with_only_their_pods():
     assert socket["sni"] == f"outbound_.80_.v1_.{WEB}"
 
 
+def test_subsets_select_by_pod_labels_when_endpoints_come_from_an_endpoints_object():
+    eps = ("endpoints", {"metadata": {"name": "web", "namespace": "default"}, "subsets": [{
+        "addresses": [{"ip": "10.0.0.3"}, {"ip": "10.0.0.4"}, {"ip": "10.0.0.9"}],
+        "ports": [{"name": "http", "port": 8080}, {"name": "tcp-raw", "port": 9090}]}]})
+    spec = {"host": "web", "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}
+    res = resources(state(eps, dr(spec)))
+    assert endpoint_ips(res, C80) == ["10.0.0.3", "10.0.0.4", "10.0.0.9"]
+    assert endpoint_ips(res, f"outbound|80|v2|{WEB}") == ["10.0.0.4"]  # .9 has no pod: no labels
+
+
+def test_rules_with_a_workload_selector_are_not_applied_to_every_client():
+    c = one({"host": "web", "workloadSelector": {"matchLabels": {"app": "client"}},
+             "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}})
+    assert c["lb_policy"] == "LEAST_REQUEST"
+
+
 def test_subset_policy_overrides_top_level_field_by_field():
     spec = {"host": WEB, "trafficPolicy": {
         "loadBalancer": {"simple": "ROUND_ROBIN"},

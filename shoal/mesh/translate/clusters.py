@@ -49,7 +49,8 @@ Fields -> Envoy (as Istio translates them):
 Not translated (yet): `tls.credentialName` (needs the control plane to serve Kubernetes
 Secrets over SDS: the files/system bundle are used instead, so an origination that
 needs the secret fails closed), auto-SNI, `localityLbSetting`, `warmup` (the newer
-form), `workloadSelector`, `tunnel`, `proxyProtocol`, `trafficPolicy` of inbound
+form), rules with a `workloadSelector` (left out entirely rather than applied to
+every client), `tunnel`, `proxyProtocol`, `trafficPolicy` of inbound
 clusters.
 
 Pure: the same inputs give the same dicts. A value translation cannot use (a duration
@@ -120,6 +121,8 @@ def destination_rules(state: ClusterState, mesh: MeshConfig) -> list["Destinatio
         host = spec.get("host")
         if not host:
             continue  # refused by validation; nothing to apply it to
+        if spec.get("workloadSelector"):
+            continue  # applies to some client pods only: not translated (yet), never wider
         export = frozenset(ns if e == "." else e for e in (spec.get("exportTo") or ["*"]))
         rules.append(DestinationRule(ns, meta["name"], resolve_host(host, ns, mesh.cluster_domain),
                                      export, spec, meta.get("creationTimestamp") or ""))
