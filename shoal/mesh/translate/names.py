@@ -1,7 +1,7 @@
 """Names of Envoy resources, spelled as Istio spells them (config_dump stays familiar).
 
     outbound|80||web.default.svc.cluster.local   outbound cluster (EDS) per service port
-    outbound|80|v1|web.default.svc.cluster.local one per DestinationRule subset and port
+    outbound|80|v2|web.default.svc.cluster.local outbound cluster of a DestinationRule subset
     inbound|8080||                                inbound cluster per pod port
     80                                            outbound route configuration per port
     virtualOutbound / virtualInbound              listeners on 15001 / 15006
@@ -43,9 +43,9 @@ def fqdn(name: str, namespace: str, cluster_domain: str) -> str:
     return f"{name}.{namespace}.svc.{cluster_domain}"
 
 
-def outbound_cluster(port: int, fqdn: str, subset: str = "") -> str:
-    """Istio's outbound|PORT|SUBSET|FQDN (SUBSET empty for the whole service)."""
-    return f"outbound|{port}|{subset}|{fqdn}"
+def outbound_cluster(port: int, host: str, subset: str = "") -> str:
+    """`outbound|PORT|SUBSET|FQDN` (Istio's subset key); SUBSET empty for the whole service."""
+    return f"outbound|{port}|{subset}|{host}"
 
 
 def inbound_cluster(port: int) -> str:
