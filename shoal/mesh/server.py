@@ -13,7 +13,10 @@ Protocol, per stream and per type URL (Envoy's xDS rules):
   keeps its last good config and the rejected version is not sent again; the next
   snapshot change is).
 - A type is (re)sent when the snapshot's version differs from the one last sent on
-  this stream, or the proxy asked for a different set of names.
+  this stream, or the proxy asked for a different set of names. EDS is also resent
+  after every CDS response: Envoy warms a changed EDS cluster until it receives an
+  assignment for it, even an unchanged one (else it waits out initial_fetch_timeout,
+  15 s).
 - Make-before-break: types go out in the order SDS, CDS, EDS, LDS, RDS; when clusters
   disappear, CDS is first sent as the union of old and new, and the removal follows in
   a second CDS response after LDS and RDS.
@@ -220,6 +223,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                    acks: _Acks) -> list[discovery_pb2.DiscoveryResponse]:
         out: list[discovery_pb2.DiscoveryResponse] = []
         final_cds = None
+        cds_sent = False
         for type_url in snapshots.ORDER:
             state = states.get(type_url)
             if state is None or not state.subscribed:
@@ -230,8 +234,10 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 if not state.names:
                     continue
                 resources = {n: r for n, r in resources.items() if n in state.names}
-            if version == state.sent_version and state.names == state.sent_names:
+            if version == state.sent_version and state.names == state.sent_names and not (
+                    type_url == protos.ENDPOINT and cds_sent):
                 continue
+            cds_sent = cds_sent or type_url == protos.CLUSTER
             if type_url == protos.CLUSTER and state.sent_resources:
                 removed = set(state.sent_resources) - set(resources)
                 if removed:

@@ -6,7 +6,8 @@ push to it. Modules, one per concern:
 
     model      Kubernetes dicts -> MeshService / ProxyIdentity values
     peerauth   PeerAuthentication precedence and validation
-    outbound   virtualOutbound listener (incl. VirtualService tcp/tls rules), clusters, endpoints
+    outbound   virtualOutbound listener (incl. VirtualService tcp/tls rules)
+    clusters   outbound clusters and endpoints: DestinationRule lookup, subsets, policies
     routes     outbound RDS: default routes and VirtualService http rules -> Envoy routes
     virtualservice  which VirtualServices apply to a service and a client (hosts, gateways,
                exportTo, merge, delegate, source matches)
@@ -31,12 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Hashable
 
 from google.protobuf.message import Message
 
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ENVOY_FILTERS, ClusterState
-from shoal.mesh.translate import inbound, outbound, protos, routes
+from shoal.mesh.translate import clusters, inbound, outbound, protos, routes
 from shoal.mesh.translate.envoyfilter import apply_envoy_filters
 from shoal.mesh.translate.model import (
     ContainerPort, MeshService, ProxyIdentity, mesh_services, proxy_identity,
@@ -88,10 +90,24 @@ class Outbound:
         self.mesh = mesh
         self.services = mesh_services(state, mesh)
         self.virtual_services = VirtualServiceIndex(state, mesh)
-        self.clusters = _typed(protos.CLUSTER, outbound.build_outbound_clusters(self.services, mesh))
-        self.endpoints = _typed(protos.ENDPOINT, outbound.build_outbound_endpoints(self.services))
+        self.rules = clusters.DestinationRules.from_state(state, mesh)
+        self._clusters: dict[Hashable, tuple[tuple[Message, ...], tuple[Message, ...]]] = {}
         self._routes: dict[ClientKey, tuple[Message, ...]] = {}
         self._listeners: dict[ClientKey | None, Message] = {}
+
+    def clusters(self, namespace: str) -> tuple[Message, ...]:
+        return self._outbound(namespace)[0]
+
+    def endpoints(self, namespace: str) -> tuple[Message, ...]:
+        return self._outbound(namespace)[1]
+
+    def _outbound(self, namespace: str) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+        key = self.rules.key(namespace)  # namespaces that see the same rules share
+        if key not in self._clusters:
+            bodies, assignments = clusters.build_outbound(self.services, self.rules, namespace)
+            self._clusters[key] = (_typed(protos.CLUSTER, bodies),
+                                   _typed(protos.ENDPOINT, assignments))
+        return self._clusters[key]
 
     def client(self, proxy: ProxyIdentity) -> ClientKey:
         return self.virtual_services.client_key(proxy.namespace, proxy.label_dict)
@@ -99,8 +115,18 @@ class Outbound:
     def routes(self, client: ClientKey) -> tuple[Message, ...]:
         if client not in self._routes:
             self._routes[client] = _typed(protos.ROUTE, routes.build_outbound_routes(
-                self.services, self.mesh, self.virtual_services, client))
+                self.services, self.mesh, self.virtual_services, client,
+                self._hash_policies(client.namespace) if self.rules else routes.no_hash_policies))
         return self._routes[client]
+
+    def _hash_policies(self, client_namespace: str) -> routes.HashPolicies:
+        """The route hash_policy of each destination's DestinationRule, as clients in
+        `client_namespace` see it (Istio hashes on the route; the cluster picks RING_HASH)."""
+        rules = self.rules
+
+        def hash_policies(svc: MeshService, port: int, subset: str) -> list[dict]:
+            return clusters.hash_policy(rules.policy(client_namespace, svc, port, subset))
+        return hash_policies
 
     def listener(self, client: ClientKey) -> Message:
         # without tcp/tls rules the listener is the same for every client
@@ -125,8 +151,9 @@ def translate(
     inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh)
     client = shared.client(proxy)
     resources = Resources(
-        clusters=tuple(sorted(shared.clusters + inbound_clusters, key=protos.resource_name)),
-        endpoints=shared.endpoints,
+        clusters=tuple(sorted(shared.clusters(proxy.namespace) + inbound_clusters,
+                              key=protos.resource_name)),
+        endpoints=shared.endpoints(proxy.namespace),
         listeners=tuple(sorted((shared.listener(client), inbound_listener),
                                key=protos.resource_name)),
         routes=shared.routes(client),

@@ -57,6 +57,8 @@ class Endpoint:
     port: int
     meshed: bool
     """True when the pod behind it has a sidecar (mTLS); False: plaintext."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The pod's labels, sorted (DestinationRule subsets select by them); () without a pod."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +296,8 @@ def _endpoints(
                     continue
                 for addr in subset.get("addresses") or []:
                     pod = by_ip.get(addr.get("ip"))
-                    result[sp.port].add(Endpoint(addr["ip"], number, meshed(pod, number)))
+                    result[sp.port].add(Endpoint(addr["ip"], number, meshed(pod, number),
+                                                 _labels(pod)))
     else:
         for pod in selected:
             ip = pod_ip(pod)
@@ -303,9 +306,15 @@ def _endpoints(
             for sp in ports:
                 number = _resolve_target(sp.target_port, pod)
                 if number is not None:
-                    result[sp.port].add(Endpoint(ip, number, meshed(pod, number)))
+                    result[sp.port].add(Endpoint(ip, number, meshed(pod, number), _labels(pod)))
     return {port: tuple(sorted(eps_, key=lambda e: (e.ip, e.port)))
             for port, eps_ in result.items()}
+
+
+def _labels(pod: Obj | None) -> tuple[tuple[str, str], ...]:
+    if pod is None:
+        return ()
+    return tuple(sorted((pod["metadata"].get("labels") or {}).items()))
 
 
 def _subset_port(subset: Obj, sp: ServicePort, port_count: int) -> int | None:

@@ -56,5 +56,6 @@ def outbound_route(port: int) -> str:
     return str(port)
 
 
-def outbound_sni(port: int, host: str) -> str:
-    return f"outbound_.{port}_._.{host}"
+def outbound_sni(port: int, host: str, subset: str = "") -> str:
+    """Istio's SNI for mesh mTLS: outbound_.PORT_.SUBSET_.FQDN (SUBSET may be empty)."""
+    return f"outbound_.{port}_.{subset}_.{host}"

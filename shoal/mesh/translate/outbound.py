@@ -11,10 +11,8 @@ Anything else uses the default filter chain: `PassthroughCluster` (ALLOW_ANY) or
 `BlackHoleCluster` (REGISTRY_ONLY). The listener depends on the client only through
 VirtualService tcp/tls rules (their exportTo and source matches).
 
-Each service port has an EDS cluster `outbound|PORT||FQDN`. Endpoints whose pod has a
-sidecar carry `tlsMode: istio` metadata and are reached over mTLS, checked against the
-SPIFFE IDs of the service's workloads; others are reached in plaintext
-(`transport_socket_matches`, Istio's auto-mTLS).
+The clusters and endpoints these point at (`outbound|PORT||FQDN`, DestinationRule
+subsets and policies) are built in `clusters`.
 """
 
 from __future__ import annotations
@@ -22,14 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.mesh.meshconfig import REGISTRY_ONLY, MeshConfig
-from shoal.mesh.translate import fixed, names, routes, tls
-from shoal.mesh.translate.model import MeshService, ServicePort
+from shoal.mesh.translate import fixed, names, routes
+from shoal.mesh.translate.model import MeshService
 from shoal.mesh.translate.protos import ADS_SOURCE, typed
 from shoal.mesh.translate.virtualservice import ClientKey, VirtualServiceIndex
 
 Obj = dict[str, Any]
 
-TLS_MODE_KEY = "envoy.transport_socket_match"
 TLS_PROTOCOLS = ("tls", "https")
 """Opaque ports whose VirtualService `tls` rules route by SNI."""
 HTTP_FILTERS = [
@@ -41,56 +38,6 @@ HTTP_FILTERS = [
 ]
 """Istio's outbound chain: cors and fault do nothing unless a route configures them
 (typed_per_filter_config), then the router."""
-
-
-def build_outbound_clusters(services: list[MeshService], mesh: MeshConfig) -> list[Obj]:
-    clusters = [fixed.passthrough_cluster(), fixed.blackhole_cluster()]
-    for svc in services:
-        for sp in svc.ports:
-            clusters.append(_service_cluster(svc, sp))
-    return clusters
-
-
-def _service_cluster(svc: MeshService, sp: ServicePort) -> Obj:
-    name = names.outbound_cluster(sp.port, svc.fqdn)
-    cluster: Obj = {
-        "name": name,
-        "type": "EDS",
-        "eds_cluster_config": {"eds_config": ADS_SOURCE, "service_name": name},
-        "connect_timeout": fixed.CONNECT_TIMEOUT,
-        "lb_policy": "LEAST_REQUEST",
-        "circuit_breakers": fixed.CIRCUIT_BREAKERS,
-        "transport_socket_matches": [
-            {"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
-             "transport_socket": tls.upstream_mtls(
-                 svc.service_accounts, names.outbound_sni(sp.port, svc.fqdn))},
-            {"name": "tlsMode-disabled", "match": {}, "transport_socket": tls.raw_buffer()},
-        ],
-    }
-    if sp.h2:
-        cluster["typed_extension_protocol_options"] = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed(
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                {"explicit_http_config": {"http2_protocol_options": {}}}),
-        }
-    return cluster
-
-
-def build_outbound_endpoints(services: list[MeshService]) -> list[Obj]:
-    assignments = []
-    for svc in services:
-        for sp in svc.ports:
-            lb_endpoints = []
-            for ep in svc.endpoints.get(sp.port, ()):
-                lb: Obj = {"endpoint": {"address": fixed.socket_address(ep.ip, ep.port)}}
-                if ep.meshed:
-                    lb["metadata"] = {"filter_metadata": {TLS_MODE_KEY: {"tlsMode": "istio"}}}
-                lb_endpoints.append(lb)
-            assignments.append({
-                "cluster_name": names.outbound_cluster(sp.port, svc.fqdn),
-                "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else [],
-            })
-    return assignments
 
 
 def _tcp_proxy(stat_prefix: str, cluster: str, destination: Obj | None = None) -> Obj:
