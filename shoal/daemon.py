@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from shoal.api import validation
-from shoal.apiserver import pki
+from shoal.apiserver import metrics as metrics_api, pki, podproxy
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
@@ -37,7 +37,8 @@ from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
 from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
-from shoal.node import MeshHooks, run_node
+from shoal.node import MeshHooks, build_runtime, run_node
+from shoal.node.metrics import CgroupUsage
 from shoal.node.kubeproxy import ServiceSync
 from shoal.store import Allocations, Store
 
@@ -98,6 +99,12 @@ class Daemon:
         creds = pki.ensure_credentials(s)
         server = ApiServer(registry, creds.token)
         server.app.router.add_get("/shoal/v1/mesh/status", self._mesh_status)
+        # -- faces through the API: pods/proxy and metrics.k8s.io (node cgroup usage) --
+        runtime = build_runtime(s)
+        podproxy.add_routes(server.app, self.client)
+        metrics_api.register_kinds()
+        metrics_api.add_routes(server.app, CgroupUsage(self.client, runtime, s.node_name))
+        # -- end faces --
         runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=2)
         await runner.setup()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -142,7 +149,7 @@ class Daemon:
 
         hooks = MeshHooks(xds_server=self.xds, socket_dir=s.socket_dir / "xds",
                           cluster_domain=s.cluster_domain)
-        node = await run_node(self.client, s, network=network, hooks=hooks)
+        node = await run_node(self.client, s, network=network, runtime=runtime, hooks=hooks)
         self._on_stop("node agent", node.stop)
 
         write_atomic(s.pid_file, f"{os.getpid()}\n")
