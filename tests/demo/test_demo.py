@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from shoal.network import names
 from tests.daemon_harness import ShoalInstance
 
 TRUST = "spiffe://cluster.local/ns/bookstore/sa/"
@@ -131,7 +132,8 @@ def test_demo_tells_the_whole_story_then_leaves_nothing(instance: ShoalInstance)
     assert "gone" in down.stdout
     pods = instance.shoal("get", "pods", "-n", "bookstore").stdout + instance.shoal("get", "pods", "-n", "bookstore").stderr
     assert "No resources found" in pods, pods
-    netns = [p["netns"] for p in second["pods"]]
+    bridge = instance.env["SHOAL_BRIDGE"]  # the daemon names each pod's netns from these
+    netns = [names.netns_name(f"{bridge}-", bridge, f"bookstore/{p['name']}") for p in second["pods"]]
     assert not [x for x in leftovers(instance, netns) if x.startswith("netns")]
 
     instance.shoal("down", timeout=180)
