@@ -28,7 +28,11 @@ What it does, in order, each step idempotent so a second run only re-checks:
    the admin API listens on the pod's loopback only), every connection it opened
    completed a TLS handshake, the servers' inbound listener counted TLS handshakes, and
    the server app saw the caller's SPIFFE ID in `x-forwarded-client-cert` (set by its
-   sidecar after the handshake; the apps echo it).
+   sidecar after the handshake; the apps echo it);
+7. the canary (`shoal.cli.demotraffic.canary`): examples/traffic's DestinationRules and
+   the reviews VirtualService at 90/10, then 50/50; once frontend's sidecar routes by
+   subset, per-version request counts from frontend's sidecars. It removes what it
+   applied, so a second run measures the same paths.
 
 `shoal demo --down` deletes the namespace and waits until it is gone. `-o json` prints
 the same facts as one JSON document (the tests assert on it). Exit status 1 when an
@@ -44,13 +48,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import click
 from rich.console import Console
@@ -63,39 +66,25 @@ from shoal.api import errors, printers
 from shoal.builder import BuildOptions
 from shoal.cli.build import open_builder
 from shoal.cli.context import settings_from
+from shoal.cli import demotraffic
 from shoal.cli.daemon import api_ready, daemon_pid, start_detached
+from shoal.cli.demotraffic import LOADGEN, NAMESPACE, DemoError, Obj, Say
 from shoal.cli.resources import apply_object, read_manifests
 from shoal.client import HttpClient
 from shoal.config import Settings
 from shoal.images import ImageError, ImageNotFound, ImageStore
 from shoal.mesh import edges
 
-Obj = dict[str, Any]
-Say = Callable[[str], None]
 
 APP_FILE = "bookstore.yaml"
-NAMESPACE = "bookstore"
 BASE_IMAGE = "shoal-base/python:bookworm"
 BASE_PACKAGES = ("python3-minimal", "libpython3.11-stdlib")
 SERVICES = ("frontend", "catalog", "reviews", "ratings", "loadgen")
 IMAGE_TAG = "1.0"
-LOADGEN = "loadgen"
 READY_TIMEOUT_SECONDS = 240
-WARMUP_SUCCESSES = 20
-WARMUP_TIMEOUT_SECONDS = 90
-TRAFFIC_SECONDS = 5
-TRAFFIC_CONCURRENCY = 4
-FLUSH_TIMEOUT_SECONDS = 15
-STATS_PORT = 15090
-STATS_ATTEMPTS = 10
-MEASURE_ATTEMPTS = 3
 SETTLE_SECONDS = 15
 SETTLE_TIMEOUT_SECONDS = 150
 IMAGE_ID_ANNOTATION = "demo.shoal.dev/image-id"
-
-
-class DemoError(click.ClickException):
-    """A demo step failed; the message names the step and what to look at."""
 
 
 # --------------------------------------------------------------------------------------
@@ -352,141 +341,6 @@ async def _wait_settled(client: HttpClient, pods: list[Obj], say: Say) -> tuple[
         await asyncio.sleep(2)
 
 
-async def _pod_exec(settings: Settings, pod: str, container: str, argv: list[str], timeout: float,
-                    what: str) -> str:
-    """Run argv in a container of a bookstore pod with `shoal exec` (the CLI's own path
-    into a pod: it asks the API where the container is) and return its stdout."""
-    command = [sys.executable, "-m", "shoal.cli.main", "--state-dir", str(settings.state_dir),
-               "exec", pod, "-n", NAMESPACE, "-c", container, "--", *argv]
-    proc = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "SHOAL_STATE_DIR": str(settings.state_dir)})
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise DemoError(f"{what} in pod {pod} did not finish in {timeout:.0f}s") from None
-    if proc.returncode != 0:
-        raise DemoError(f"{what} in pod {pod} exited {proc.returncode}: "
-                        f"{err.decode(errors='replace').strip()[-500:]}")
-    return out.decode(errors="replace")
-
-
-async def _loadgen(settings: Settings, pod: str, *args: str, timeout: float) -> Obj:
-    """Run the loadgen client inside its pod and parse its JSON summary."""
-    what = f"loadgen {' '.join(args)}"
-    out = await _pod_exec(settings, pod, LOADGEN, ["python3", "/app/app.py", *args], timeout, what)
-    lines = out.strip().splitlines()
-    if not lines:
-        raise DemoError(f"{what} in pod {pod} printed nothing")
-    try:
-        return json.loads(lines[-1])
-    except json.JSONDecodeError:
-        raise DemoError(f"loadgen printed no summary: {lines[-1][:300]}") from None
-
-
-async def _sidecar_stats(client: HttpClient, pods: list[str]) -> dict[str, edges.SidecarStats]:
-    """Every sidecar's Prometheus stats, read through the API (`pods/NAME:15090/proxy`,
-    which dials the pod's IP: Envoy's stats listener serves the pod network). Retried
-    for a few seconds: a sidecar the node agent is restarting refuses for a moment."""
-    async def read(pod: str) -> edges.SidecarStats:
-        path = f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}:{STATS_PORT}/proxy/stats/prometheus"
-        for attempt in range(STATS_ATTEMPTS):
-            try:
-                text = await client.get_raw(path, params={"filter": edges.STATS_FILTER})
-                return edges.parse_prometheus(text)
-            except errors.StatusError as exc:
-                if attempt == STATS_ATTEMPTS - 1:
-                    raise DemoError(f"reading the sidecar stats of pod {pod}: {exc.message}") from None
-                await asyncio.sleep(1)
-        raise AssertionError("unreachable")
-
-    return dict(zip(pods, await asyncio.gather(*(read(p) for p in pods))))
-
-
-# Run in the app container (python3, sharing the sidecar's netns): the admin API listens
-# on 127.0.0.1:15000 of the pod only, so the documents are read from inside the pod.
-_ADMIN_DOCUMENTS = (
-    "import json, urllib.request\n"
-    "get = lambda p: json.load(urllib.request.urlopen('http://127.0.0.1:15000' + p, timeout=5))\n"
-    "print(json.dumps({'certs': get('/certs'),"
-    " 'clusters': get('/config_dump?resource=dynamic_active_clusters')}))\n")
-
-
-async def _sidecar_identity(settings: Settings, pod: Obj) -> tuple[list[str], dict[str, list[str]]]:
-    """(the sidecar's own SPIFFE IDs, {cluster: server IDs it pins}) of one pod."""
-    name = pod["metadata"]["name"]
-    app = next(c["name"] for c in pod["spec"]["containers"] if c["name"] != edges.SIDECAR)
-    out = await _pod_exec(settings, name, app, ["python3", "-c", _ADMIN_DOCUMENTS], 60,
-                          "reading the sidecar's /certs and /config_dump")
-    try:
-        documents = json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise DemoError(f"the sidecar admin documents of pod {name} are not JSON: {out[:300]}") from None
-    return edges.cert_identities(documents["certs"]), edges.pinned_server_ids(documents["clusters"])
-
-
-@dataclasses.dataclass
-class Measurement:
-    """One measured run: the client's summary, what the sidecars saw, the edges."""
-    warmup: Obj
-    traffic: Obj
-    facts: list[edges.PodFacts]
-    edges: list[Obj]
-    disturbed: list[str]
-
-
-async def _measure_once(settings: Settings, client: HttpClient, pods: list[Obj], services: list[Obj],
-                        loadgen_pod: str, say: Say) -> Measurement:
-    say(f"warming up: {LOADGEN} -> frontend until {WARMUP_SUCCESSES} answers in a row succeed ...")
-    warmup = await _loadgen(settings, loadgen_pod, "warmup", "--successes", str(WARMUP_SUCCESSES),
-                            "--timeout", str(WARMUP_TIMEOUT_SECONDS), timeout=WARMUP_TIMEOUT_SECONDS + 30)
-    if not warmup.get("ok"):
-        raise DemoError(f"frontend did not answer {WARMUP_SUCCESSES} requests in a row within "
-                        f"{WARMUP_TIMEOUT_SECONDS}s through the mesh: {warmup}")
-    say(f"  warm after {warmup['requests']} requests ({warmup['seconds']}s)")
-    by_name = {p["metadata"]["name"]: p for p in pods}
-    names = list(by_name)
-    before = await _sidecar_stats(client, names)
-    say(f"sending traffic: {LOADGEN} -> frontend for {TRAFFIC_SECONDS}s, "
-        f"{TRAFFIC_CONCURRENCY} concurrent clients, inside the mesh ...")
-    traffic = await _loadgen(settings, loadgen_pod, "run", "--seconds", str(TRAFFIC_SECONDS),
-                             "--concurrency", str(TRAFFIC_CONCURRENCY), timeout=TRAFFIC_SECONDS + 60)
-    identities = dict(zip(names, await asyncio.gather(*(_sidecar_identity(settings, by_name[n])
-                                                        for n in names))))
-    deadline = time.monotonic() + FLUSH_TIMEOUT_SECONDS
-    while True:
-        after = await _sidecar_stats(client, names)
-        facts = [edges.PodFacts(by_name[n], edges.workload_of(by_name[n]), identities[n][0],
-                                identities[n][1], before.get(n), after[n]) for n in names]
-        if edges.histograms_flushed(facts, NAMESPACE, settings.cluster_domain) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
-    found = edges.build_edges(facts, services, traffic.get("hops", []), NAMESPACE, settings.cluster_domain)
-    return Measurement(warmup, traffic, facts, found, edges.disturbances(facts, found, traffic))
-
-
-async def _measure(settings: Settings, client: HttpClient, pods: list[Obj],
-                   say: Say) -> tuple[Measurement, list[Obj]]:
-    """Measure; when something disturbed the run (a sidecar restarted under it, an edge
-    below 100%), say what and measure again, up to MEASURE_ATTEMPTS times. Every attempt
-    is reported, so a retry never hides what happened."""
-    loadgen_pod = next((p["metadata"]["name"] for p in pods if edges.workload_of(p) == LOADGEN), None)
-    if loadgen_pod is None:
-        raise DemoError(f"no {LOADGEN} pod in namespace {NAMESPACE}")
-    services, _ = await client.list("services", NAMESPACE)
-    attempts: list[Obj] = []
-    while True:
-        result = await _measure_once(settings, client, pods, services, loadgen_pod, say)
-        attempts.append({"requests": result.traffic.get("requests"), "disturbed": result.disturbed})
-        if not result.disturbed or len(attempts) >= MEASURE_ATTEMPTS:
-            return result, attempts
-        say(f"  the run was disturbed ({'; '.join(result.disturbed)}); measuring again")
-        pods, _ = await _wait_ready(client, say, live=False)
-        pods, _ = await _wait_settled(client, pods, say)
-
-
 # --------------------------------------------------------------------------------------
 # The command.
 
@@ -571,13 +425,22 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
             say(f"waiting until the pods have had no warning for {SETTLE_SECONDS}s ...")
             pods, _ = await _wait_settled(client, pods, say)
             t = step("settle", t)
-            measured, attempts = await _measure(settings, client, pods, say)
+            async def settle() -> list[Obj]:
+                again, _ = await _wait_ready(client, say, live=False)
+                again, _ = await _wait_settled(client, again, say)
+                return again
+
+            measured, attempts = await demotraffic.measure(settings, client, pods, say, settle)
             t = step("traffic", t)
+            current, _ = await client.list("pods", NAMESPACE)
+            canary = await demotraffic.canary(settings, client,
+                                              [p for p in current if pod_ready(p)], say)
+            t = step("canary", t)
             services, _ = await client.list("services", NAMESPACE)
             pods, _ = await client.list("pods", NAMESPACE)
             return {"applied": applied, "pods": pods, "services": services,
                     "traffic": measured.traffic, "facts": measured.facts, "warmup": measured.warmup,
-                    "edges": measured.edges, "attempts": attempts}
+                    "edges": measured.edges, "attempts": attempts, "canary": canary}
 
     try:
         state = asyncio.run(run())
@@ -611,6 +474,7 @@ def demo(ctx: click.Context, down: bool, fmt: str) -> None:
                     "warmup_requests": state["warmup"]["requests"], **state["traffic"]},
         "edges": edge_rows,
         "attempts": state["attempts"],
+        "canary": state["canary"],
         "all_ready": all(pod_ready(p) for p in pods),
         "all_meshed": all(edges.has_sidecar(p) for p in pods),
         "all_mtls": bool(edge_rows) and all(e["mtls"] for e in edge_rows),
@@ -644,6 +508,12 @@ def _print_report(summary: Obj, pods: list[Obj], services: list[Obj]) -> None:
              f"rating {answer['rating']}")
     for number, attempt in enumerate(summary["attempts"][:-1], 1):
         echo(f"  (run {number} was disturbed and measured again: {'; '.join(attempt['disturbed'])})")
+    echo("")
+    echo("canary, reviews shifted by a VirtualService (counts from frontend's sidecars):")
+    for split in summary["canary"]:
+        w, n, share = split["weights"], split["requests"], split["share"]
+        echo(f"  weights v1 {w['v1']}% / v2 {w['v2']}%: v1 {n['v1']} requests ({share['v1']}%), "
+             f"v2 {n['v2']} ({share['v2']}%); in effect {split['in_effect_seconds']}s after apply")
     echo("")
     echo("edges, from the sidecars' Envoy stats (the measured run only):")
     echo(render_edges(summary["edges"]))
