@@ -199,3 +199,20 @@ def test_cronjob_every_minute_runs_twice_and_forbid_waits(shoal):
 
 def _seconds(stamp: str) -> float:
     return timestamps.parse_time(stamp).timestamp()
+
+
+def test_meshed_job_completes_when_its_main_container_exits(shoal):
+    """Kubernetes' old problem: a Job's sidecar never exits. The injected istio-proxy is a
+    native sidecar (an init container with restartPolicy Always), which the node agent
+    stops once the Job's own containers are done, so the pod and the Job complete."""
+    shoal.kubectl("create", "namespace", "meshed")
+    shoal.kubectl("label", "namespace", "meshed", "istio-injection=enabled")
+    shoal.kubectl("apply", "-n", "meshed", "-f", "-", input=job_yaml("meshed", "echo done"))
+    shoal.kubectl("wait", "-n", "meshed", "--for=condition=complete", "job/meshed",
+                  "--timeout=90s", timeout=100)
+    (pod,) = kjson(shoal, "pods", "-n", "meshed", "-l", "job-name=meshed")["items"]
+    (sidecar,) = [c for c in pod["spec"].get("initContainers") or [] if c["name"] == "istio-proxy"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert pod["status"]["phase"] == "Succeeded"
+    proxy = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "istio-proxy")
+    assert "terminated" in proxy["state"]
