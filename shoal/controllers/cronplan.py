@@ -37,7 +37,8 @@ class Missed:
     scheduled: dt.datetime | None
     """The most recent scheduled time not yet run (None: nothing due)."""
     count: int
-    """How many scheduled times fell in the window (counting stops past 100)."""
+    """How many scheduled times fell in the window (past 100, estimated from the first
+    interval, as Kubernetes does)."""
 
 
 def _earliest(cj: Mapping[str, Any], now: dt.datetime) -> dt.datetime:
@@ -64,7 +65,9 @@ def most_recent_schedule(cj: Mapping[str, Any], schedule: cron.Schedule, now: dt
         count += 1
         latest = moment
         moment = schedule.next_after(moment, zone)
-    if moment <= now:  # stopped counting: jump straight to the last time due
+    if moment <= now:  # stopped counting: estimate as Kubernetes does, jump to the last
+        interval = (schedule.next_after(first, zone) - first).total_seconds()
+        count = int((now - first).total_seconds() // interval) + 1
         last = schedule.last_at_or_before(now, zone)
         if last is None:  # @every: a fixed step
             steps = int((now - latest).total_seconds() // schedule.every)
