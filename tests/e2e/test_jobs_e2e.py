@@ -216,3 +216,17 @@ def test_meshed_job_completes_when_its_main_container_exits(shoal):
     assert pod["status"]["phase"] == "Succeeded"
     proxy = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "istio-proxy")
     assert "terminated" in proxy["state"]
+
+
+def test_indexed_job_pods_see_their_index_and_hostname(shoal):
+    # each pod succeeds only if the downward-API index and its hostname agree
+    script = 'test -n "$JOB_COMPLETION_INDEX" && test "$(hostname)" = "idx-$JOB_COMPLETION_INDEX"'
+    shoal.kubectl("apply", "-f", "-", input=job_yaml("idx", script, completions=3, parallelism=3,
+                                                      completionMode="Indexed"))
+    shoal.kubectl("wait", "--for=condition=complete", "job/idx", "--timeout=90s", timeout=100)
+    job = kjson(shoal, "job", "idx")
+    assert job["status"]["completedIndexes"] == "0-2" and job["status"]["succeeded"] == 3
+    pods = kjson(shoal, "pods", "-l", "job-name=idx")["items"]
+    indexes = sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+                     for p in pods)
+    assert indexes == ["0", "1", "2"] and {p["status"]["phase"] for p in pods} == {"Succeeded"}
