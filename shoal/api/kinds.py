@@ -23,8 +23,8 @@ from typing import Any, Callable
 from shoal.api import errors
 from shoal.api import schema as schemas
 from shoal.api import strategy as strategies
-from shoal.api.builtin import (configs, events, namespaces, podstrategy, pods, services, storage,
-                               workloads)
+from shoal.api.builtin import (batch, configs, cronjobs, events, namespaces, podstrategy, pods,
+                               services, storage, workloads)
 from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -240,6 +240,11 @@ _builtin(ResourceType("apps", "v1", "Deployment", "deployments", "deployment", T
 _builtin(ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
                       ("status", "scale"), categories=("all",)),
          "V1ReplicaSet", workloads.default_replicaset, workloads.validate_replicaset)
+_builtin(ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("status",), categories=("all",)),
+         "V1Job", batch.default_job, batch.validate_job, strategy=batch.JobStrategy())
+_builtin(ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("status",),
+                      categories=("all",)),
+         "V1CronJob", cronjobs.default_cronjob, cronjobs.validate_cronjob)
 
 BUILTIN_MODELS = [reg.schema for reg in _registry.values()]
 """Client model names of the built-in kinds (for `schema.warm_up`)."""
