@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shoal.mesh.translate import fixed, names
+from shoal.mesh.translate import fixed, names, telemetry
 from shoal.mesh.translate import model
 from shoal.mesh.translate.model import ProxyIdentity
 from shoal.mesh.translate.protos import typed
@@ -88,8 +88,9 @@ def build_bootstrap(
                     },
                 },
                 admin_cluster,
+                *telemetry.bootstrap_clusters(Path(xds_socket).parent),
             ],
-            "listeners": [fixed.readiness_listener(), fixed.prometheus_listener()],
+            "listeners": [fixed.readiness_listener(), fixed.prometheus_listener(node_id)],
         },
     }
 
