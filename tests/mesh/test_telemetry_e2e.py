@@ -288,8 +288,8 @@ def _record(**attributes: str) -> logs_service_pb2.ExportLogsServiceRequest:
     for key, value in (("log_name", "inbound"), ("node_name", "sidecar~10.0.0.9~ghost.default~x")):
         resource_logs.resource.attributes.add(key=key, value=common_pb2.AnyValue(string_value=value))
     record = resource_logs.scope_logs.add().log_records.add()
-    for key, value in attributes.items():
-        record.attributes.add(key=key, value=common_pb2.AnyValue(string_value=value))
+    record.body.string_value = telemetry.FIELD_SEPARATOR.join(
+        attributes.get(name, "-") for name, _ in telemetry.ACCESS_LOG_FIELDS)
     return request
 
 

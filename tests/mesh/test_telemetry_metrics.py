@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.telemetry import labels, metrics, records, workloads
 from shoal.mesh.telemetry.records import Record
+from shoal.mesh.translate import telemetry
 from tests.mesh.fixtures import cluster
 
 INDEX = workloads.WorkloadIndex(cluster(), MeshConfig())
@@ -133,10 +134,14 @@ def _request(side: str, node: str, *attribute_sets: dict) -> logs_service_pb2.Ex
         resource_logs.resource.attributes.add(key=key, value=common_pb2.AnyValue(string_value=value))
     scope = resource_logs.scope_logs.add()
     for attributes in attribute_sets:
-        record = scope.log_records.add()
-        for key, value in attributes.items():
-            record.attributes.add(key=key, value=common_pb2.AnyValue(string_value=value))
+        scope.log_records.add().body.string_value = body(**attributes)
     return request
+
+
+def body(**fields: str) -> str:
+    """A record body as the sidecar sends it: every field, `-` where not given."""
+    return telemetry.FIELD_SEPARATOR.join(fields.get(name, "-")
+                                          for name, _ in telemetry.ACCESS_LOG_FIELDS)
 
 
 NODE = "sidecar~10.0.0.3~web-1.default~default.svc.cluster.local"
@@ -147,7 +152,7 @@ def test_a_malformed_record_is_refused_alone():
     bad = {"log_type": "DownstreamEnd", "response_code": "2x0"}
     found, problems = records.parse_export(_request("inbound", NODE, good, bad, good))
     assert len(found) == 2 and found[0].upstream_host == "" and found[0].response_code == 200
-    assert problems == ["attribute response_code '2x0': expected a number"]
+    assert problems == ["field response_code '2x0': expected a number"]
     _, problems = records.parse_export(_request("sideways", NODE, good))
     assert "log_name 'sideways'" in problems[0]
 
@@ -160,7 +165,12 @@ def test_a_pod_socket_refuses_records_of_another_pod():
     assert len(found) == 1
 
 
-@pytest.mark.parametrize("value", ["1.5", "-3", "9" * 300])
+@pytest.mark.parametrize("value", ["1.5", "-3", "9" * 300, "٣"])
 def test_numbers_must_be_plain_non_negative_integers(value):
-    with pytest.raises(records.RecordError):
-        records.parse_record("inbound", NODE, {"log_type": "DownstreamEnd", "duration_ms": value})
+    with pytest.raises(records.RecordError, match="duration_ms"):
+        records.parse_record("inbound", NODE, body(log_type="DownstreamEnd", duration_ms=value))
+
+
+def test_a_body_with_the_wrong_number_of_fields_is_refused():
+    with pytest.raises(records.RecordError, match="expected 18 fields"):
+        records.parse_record("inbound", NODE, body(log_type="DownstreamEnd") + "\x1fextra")

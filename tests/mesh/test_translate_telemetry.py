@@ -62,11 +62,13 @@ def test_every_hcm_and_tcp_proxy_logs_to_the_metrics_service(listener, side):
             assert config["access_log_options"]["access_log_flush_interval"] == "5s"
 
 
-def test_logged_attributes_are_exactly_what_the_metrics_service_reads():
+def test_logged_fields_are_exactly_what_the_metrics_service_reads_in_its_order():
     config = logger_of(network_filters(listeners()["virtualInbound"])[0]["typed_config"])
-    sent = {kv["key"]: kv["value"]["string_value"] for kv in config["attributes"]["values"]}
-    read = {f.name for f in dataclasses.fields(Record)} - {"side", "node"}
-    assert set(sent) == read
+    operators = config["body"]["string_value"].split(telemetry.FIELD_SEPARATOR)
+    sent = dict(zip((name for name, _ in telemetry.ACCESS_LOG_FIELDS), operators))
+    assert len(operators) == len(telemetry.ACCESS_LOG_FIELDS)
+    read = [f.name for f in dataclasses.fields(Record)][2:]  # after side and node
+    assert list(sent) == read
     assert sent["response_flags"] == "%RESPONSE_FLAGS%"
     assert sent["downstream_peer"] == "%DOWNSTREAM_PEER_URI_SAN%"
     assert sent["upstream_peer"] == "%UPSTREAM_PEER_URI_SAN%"

@@ -44,6 +44,7 @@ HISTOGRAMS = (DURATION, REQUEST_BYTES, RESPONSE_BYTES)
 MAX_OPEN_CONNECTIONS = 65536
 """Open TCP connections tracked per proxy; beyond, the oldest is forgotten (its later
 bytes count from zero again, so only a proxy that lost its end records over-counts)."""
+MAX_CACHED_KEYS = 4096
 MAX_SERIES = 20000
 """Series per proxy; records that would make more are counted in `dropped` instead."""
 
@@ -70,9 +71,15 @@ class ProxyMetrics:
         self._open: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
         self.dropped = 0
         self.records = 0
+        self._keys: dict[tuple, tuple[str, ...]] = {}
+        """Label values by the record fields they depend on, for one index: most
+        records repeat a few peers, codes and clusters."""
+        self._keys_index: WorkloadIndex | None = None
 
     def add(self, record: Record, index: WorkloadIndex) -> None:
         self.records += 1
+        if index is not self._keys_index or len(self._keys) > MAX_CACHED_KEYS:
+            self._keys, self._keys_index = {}, index
         if record.tcp:
             self._add_tcp(record, index)
         elif record.log_type == HTTP_END:
@@ -99,15 +106,27 @@ class ProxyMetrics:
             histogram = self.histograms[series] = Histogram([0] * (len(BUCKETS_MS) + 1))
         histogram.observe(value, BUCKETS_MS)
 
+    def _key(self, record: Record, index: WorkloadIndex) -> tuple[str, ...]:
+        signature = (record.side, record.tcp, record.downstream_peer, record.downstream_ip,
+                     record.downstream_local, record.authority, record.upstream_peer,
+                     record.upstream_host, record.upstream_cluster, record.response_code,
+                     record.response_flags, record.grpc_status, record.content_type)
+        key = self._keys.get(signature)
+        if key is None:
+            labels = istio_labels.record_labels(record, self.own, index)
+            key = self._keys[signature] = (istio_labels.tcp_key(labels) if record.tcp
+                                           else istio_labels.request_key(labels))
+        return key
+
     def _add_http(self, record: Record, index: WorkloadIndex) -> None:
-        key = istio_labels.request_key(istio_labels.record_labels(record, self.own, index))
+        key = self._key(record, index)
         self._count(REQUESTS, key, 1)
         self._observe(DURATION, key, record.duration_ms)
         self._observe(REQUEST_BYTES, key, record.request_headers_bytes + record.bytes_received)
         self._observe(RESPONSE_BYTES, key, record.response_headers_bytes + record.bytes_sent)
 
     def _add_tcp(self, record: Record, index: WorkloadIndex) -> None:
-        key = istio_labels.tcp_key(istio_labels.record_labels(record, self.own, index))
+        key = self._key(record, index)
         connection = record.connection_id
         known = connection in self._open
         received, sent = self._open.pop(connection, (0, 0))

@@ -2,8 +2,9 @@
 
 A sidecar's OpenTelemetry access logger (see `shoal.mesh.translate.telemetry`) sends
 `ExportLogsServiceRequest`s: per `ResourceLogs`, the resource attributes `log_name`
-(`inbound` / `outbound`) and `node_name` (the proxy's node id), and per log record the
-string attributes of `telemetry.ACCESS_LOG_ATTRIBUTES`. `parse_export` turns one
+(`inbound` / `outbound`) and `node_name` (the proxy's node id), and per log record a
+string body: the values of `telemetry.ACCESS_LOG_FIELDS`, in order, joined by
+`telemetry.FIELD_SEPARATOR`. `parse_export` turns one
 request into `Record`s and a list of what it refused (a malformed record is refused
 alone, never the whole batch): the metrics service counts only what parses.
 
@@ -40,7 +41,6 @@ class Record:
     node: str
     log_type: str
     connection_id: str = ""
-    protocol: str = ""
     response_code: int = 0
     response_flags: str = ""
     grpc_status: str = ""
@@ -67,29 +67,35 @@ class RecordError(ValueError):
     """A record that cannot be counted; the message names the attribute."""
 
 
-def parse_record(side: str, node: str, attributes: dict[str, str]) -> Record:
-    """A Record from one log record's attributes; RecordError names what is wrong."""
+_FIELDS = tuple(name for name, _ in telemetry.ACCESS_LOG_FIELDS)
+_NUMBER_AT = tuple(i for i, name in enumerate(_FIELDS) if name in _NUMBERS)
+
+
+def parse_record(side: str, node: str, body: str) -> Record:
+    """A Record from one log record's body; RecordError names what is wrong."""
     if side not in SIDES:
         raise RecordError(f"resource attribute log_name {side!r}: expected one of {SIDES}")
     if not node:
         raise RecordError("resource attribute node_name: missing")
-    values: dict[str, object] = {}
-    for field in dataclasses.fields(Record):
-        if field.name in ("side", "node"):
-            continue
-        raw = attributes.get(field.name, "")
-        if len(raw) > _MAX_VALUE:
-            raise RecordError(f"attribute {field.name}: longer than {_MAX_VALUE} characters")
-        value = "" if raw == "-" else raw
-        if field.name in _NUMBERS:
-            if value and not value.isdigit():
-                raise RecordError(f"attribute {field.name} {raw!r}: expected a number")
-            values[field.name] = int(value) if value else 0
+    raw = body.split(telemetry.FIELD_SEPARATOR)
+    if len(raw) != len(_FIELDS):
+        raise RecordError(f"body: expected {len(_FIELDS)} fields separated by \\x1f, "
+                          f"got {len(raw)}")
+    if max(map(len, raw)) > _MAX_VALUE:
+        name = _FIELDS[max(range(len(raw)), key=lambda i: len(raw[i]))]
+        raise RecordError(f"field {name}: longer than {_MAX_VALUE} characters")
+    values: list[object] = ["" if v == "-" else v for v in raw]
+    for i in _NUMBER_AT:
+        value = values[i]
+        if not value:
+            values[i] = 0
+        elif value.isdigit() and value.isascii():  # type: ignore[union-attr]
+            values[i] = int(value)  # type: ignore[arg-type]
         else:
-            values[field.name] = value
-    if not values["log_type"]:
-        raise RecordError("attribute log_type: missing")
-    return Record(side=side, node=node, **values)  # type: ignore[arg-type]
+            raise RecordError(f"field {_FIELDS[i]} {value!r}: expected a number")
+    if not values[0]:
+        raise RecordError("field log_type: missing")
+    return Record(side, node, *values)  # type: ignore[arg-type]
 
 
 def parse_export(request, bound: tuple[str, str] | None = None) -> tuple[list[Record], list[str]]:
@@ -108,7 +114,7 @@ def parse_export(request, bound: tuple[str, str] | None = None) -> tuple[list[Re
                     problems.append(f"node {node!r}: this socket serves pod {bound[0]}/{bound[1]}")
                     continue
                 try:
-                    records.append(parse_record(side, node, _strings(log_record.attributes)))
+                    records.append(parse_record(side, node, log_record.body.string_value))
                 except RecordError as exc:
                     problems.append(str(exc))
     return records, problems
