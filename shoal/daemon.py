@@ -48,6 +48,7 @@ from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
 from shoal.mesh.sidecar import MeshHooks
 from shoal.mesh.status import start_status_writer
+from shoal.mesh.telemetry import PodSockets, TelemetryService
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
 from shoal.node import DEFAULT_CGROUP_PARENT, BackoffPolicy, NodeHandle, PodHooks, build_runtime, run_node
 from shoal.node.metrics import CgroupUsage
@@ -163,8 +164,16 @@ class Daemon:
         self._on_stop("xds server", self.xds.stop)
         self.mesh_source = source
 
+        # -- telemetry (issue 13): Istio's standard metrics, counted from the sidecars'
+        # access logs; their sockets sit next to each pod's xDS socket (PodSockets).
+        telemetry = TelemetryService(source, MeshConfig.from_settings(s))
+        await telemetry.start()
+        self._on_stop("mesh telemetry", telemetry.stop)
+        pod_sockets = PodSockets(self.xds, telemetry)
+        # -- end telemetry --
+
         # The node agent, with the mesh's pod hooks (capture rules, Envoy sidecars).
-        hooks = MeshHooks(xds_server=self.xds, socket_dir=s.socket_dir / "xds",
+        hooks = MeshHooks(xds_server=pod_sockets, socket_dir=s.socket_dir / "xds",
                           cluster_domain=s.cluster_domain)
         node = await start_node(self.client, s, network=network, runtime=runtime, hooks=hooks)
         self._on_stop("node agent", node.stop)
