@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	@# xds-protos carries an old copy of the opentelemetry.proto modules; the real
+	@# package must own those files, whatever order pip installed the two in.
+	$(BIN)/pip install -q --no-deps --force-reinstall \
+	  "opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	@touch $(STAMP)
 
 test: setup

@@ -30,7 +30,7 @@ from shoal.mesh.control import MeshControl
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.server import XdsServer
 from shoal.mesh.source import NAMESPACES, PODS, SERVICES, InMemorySource
-from shoal.mesh.telemetry import TelemetryService
+from shoal.mesh.telemetry import TelemetryService, records
 from shoal.mesh.translate import model, telemetry
 from tests.mesh import harness
 
@@ -287,7 +287,8 @@ def _record(**attributes: str) -> logs_service_pb2.ExportLogsServiceRequest:
     resource_logs = request.resource_logs.add()
     for key, value in (("log_name", "inbound"), ("node_name", "sidecar~10.0.0.9~ghost.default~x")):
         resource_logs.resource.attributes.add(key=key, value=common_pb2.AnyValue(string_value=value))
-    record = resource_logs.scope_logs.add().log_records.add()
+    scope = records.field(resource_logs, records.SCOPE_LOGS).add()
+    record = records.field(scope, records.LOG_RECORDS).add()
     record.body.string_value = telemetry.FIELD_SEPARATOR.join(
         attributes.get(name, "-") for name, _ in telemetry.ACCESS_LOG_FIELDS)
     return request

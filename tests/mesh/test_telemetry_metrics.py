@@ -132,9 +132,9 @@ def _request(side: str, node: str, *attribute_sets: dict) -> logs_service_pb2.Ex
     resource_logs = request.resource_logs.add()
     for key, value in (("log_name", side), ("node_name", node)):
         resource_logs.resource.attributes.add(key=key, value=common_pb2.AnyValue(string_value=value))
-    scope = resource_logs.scope_logs.add()
+    scope = records.field(resource_logs, records.SCOPE_LOGS).add()
     for attributes in attribute_sets:
-        scope.log_records.add().body.string_value = body(**attributes)
+        records.field(scope, records.LOG_RECORDS).add().body.string_value = body(**attributes)
     return request
 
 

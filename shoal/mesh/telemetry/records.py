@@ -98,6 +98,22 @@ def parse_record(side: str, node: str, body: str) -> Record:
     return Record(side, node, *values)  # type: ignore[arg-type]
 
 
+SCOPE_LOGS = 2
+"""`ResourceLogs.scope_logs`, by number; see `field`."""
+LOG_RECORDS = 2
+"""`ScopeLogs.log_records`, by number; see `field`."""
+
+
+def field(message, number: int):
+    """The field `number` of a protobuf message, whatever its generated name.
+
+    xds-protos ships an old copy of the OTLP modules under the same import path as
+    opentelemetry-proto, and whichever package pip installs last owns the files: the
+    old one names field 2 `instrumentation_library_logs` / `logs` where the current
+    one says `scope_logs` / `log_records`. The wire format is the same."""
+    return getattr(message, message.DESCRIPTOR.fields_by_number[number].name)
+
+
 def parse_export(request, bound: tuple[str, str] | None = None) -> tuple[list[Record], list[str]]:
     """(records, problems) of an `ExportLogsServiceRequest`.
 
@@ -108,8 +124,8 @@ def parse_export(request, bound: tuple[str, str] | None = None) -> tuple[list[Re
     for resource_logs in request.resource_logs:
         resource = _strings(resource_logs.resource.attributes)
         side, node = resource.get("log_name", ""), resource.get("node_name", "")
-        for scope_logs in resource_logs.scope_logs:
-            for log_record in scope_logs.log_records:
+        for scope_logs in field(resource_logs, SCOPE_LOGS):
+            for log_record in field(scope_logs, LOG_RECORDS):
                 if bound is not None and node_pod(node) != bound:
                     problems.append(f"node {node!r}: this socket serves pod {bound[0]}/{bound[1]}")
                     continue

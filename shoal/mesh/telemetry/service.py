@@ -77,7 +77,7 @@ class _LogsServicer:
                                 "request: expected an OTLP ExportLogsServiceRequest")
         problems = await self.service.ingest(request, self.bound)
         response = logs_service_pb2.ExportLogsServiceResponse()
-        if problems:
+        if problems and "partial_success" in response.DESCRIPTOR.fields_by_name:
             response.partial_success.rejected_log_records = len(problems)
             response.partial_success.error_message = "; ".join(sorted(set(problems))[:5])
         return response
