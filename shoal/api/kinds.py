@@ -23,8 +23,8 @@ from typing import Any, Callable
 from shoal.api import errors
 from shoal.api import schema as schemas
 from shoal.api import strategy as strategies
-from shoal.api.builtin import (configs, events, namespaces, podstrategy, pods, services, storage,
-                               workloads)
+from shoal.api.builtin import (configs, events, namespaces, nodes, podstrategy, pods, services,
+                               sets, storage, workloads)
 from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -240,6 +240,20 @@ _builtin(ResourceType("apps", "v1", "Deployment", "deployments", "deployment", T
 _builtin(ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
                       ("status", "scale"), categories=("all",)),
          "V1ReplicaSet", workloads.default_replicaset, workloads.validate_replicaset)
+
+_builtin(ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), ("status",)),
+         "V1Node", None, nodes.validate_node, strategy=nodes.NodeStrategy())
+_builtin(ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+         "V1Lease", None, nodes.validate_lease)
+_builtin(ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",),
+                      ("status", "scale"), categories=("all",)),
+         "V1StatefulSet", sets.default_statefulset, sets.validate_statefulset)
+_builtin(ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",),
+                      ("status",), categories=("all",)),
+         "V1DaemonSet", sets.default_daemonset, sets.validate_daemonset)
+_builtin(ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions",
+                      "controllerrevision", True),
+         "V1ControllerRevision", None, sets.validate_controllerrevision)
 
 BUILTIN_MODELS = [reg.schema for reg in _registry.values()]
 """Client model names of the built-in kinds (for `schema.warm_up`)."""
