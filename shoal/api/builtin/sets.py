@@ -87,7 +87,7 @@ def _default_template(spec: dict[str, Any]) -> None:
 
 def validate_statefulset(obj: dict[str, Any], old: dict[str, Any] | None) -> Errs:
     spec = as_dict(obj.get("spec"))
-    errs = workloads.validate_replicated(spec, "statefulset")
+    errs = workloads.validate_replicated(_with_claim_volumes(spec), "statefulset")
     errs += f.one_of("spec.podManagementPolicy", spec.get("podManagementPolicy"), POD_MANAGEMENT)
     errs += f.at_least("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"), 0)
     if spec.get("serviceName"):
@@ -107,6 +107,23 @@ def validate_statefulset(obj: dict[str, Any], old: dict[str, Any] | None) -> Err
         if masked_new != masked_old:
             errs.append(errors.forbidden("spec", _STS_UPDATE_RULE))
     return errs
+
+
+def _with_claim_volumes(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with one volume per claim template added to the pod template, as the
+    controller adds them, so volumeMounts may name the claims (Kubernetes checks the
+    union of volumes and claims)."""
+    claims = [as_dict(as_dict(c).get("metadata")).get("name")
+              for c in as_list(spec.get("volumeClaimTemplates"))]
+    pod_spec = as_dict(as_dict(spec.get("template")).get("spec"))
+    if not claims or not pod_spec:
+        return spec
+    volumes = as_list(pod_spec.get("volumes"))
+    named = {as_dict(v).get("name") for v in volumes}
+    extra = [{"name": n, "persistentVolumeClaim": {"claimName": n}}
+             for n in claims if isinstance(n, str) and n and n not in named]
+    template = {**spec["template"], "spec": {**pod_spec, "volumes": [*volumes, *extra]}}
+    return {**spec, "template": template}
 
 
 def _validate_set_strategy(strategy: dict[str, Any]) -> Errs:
