@@ -6,6 +6,7 @@ Per node (`node_plan`, pure), as Kubernetes' daemon controller decides:
   (`not-ready`/`unreachable` NoExecute, `disk-pressure`/`memory-pressure`/`pid-pressure`/
   `unschedulable` NoSchedule), passes `scheduling.filter_node` without the resource
   checks (nodeSelector, required node affinity, NoSchedule/NoExecute taints, cordon);
+  a pod already there stays through a NoSchedule taint (only NoExecute evicts it);
 - missing pod -> create one pinned to the node by required node affinity on
   `metadata.name` (the scheduler binds it, as in Kubernetes); a failed pod is deleted
   (and recreated); extra pods are deleted, newest first; a pod on a node that should
@@ -110,11 +111,22 @@ def target_node(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def should_run(ds: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+def placement(ds: Mapping[str, Any], node: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(should run, should continue running) on this node (NodeShouldRunDaemonPod): a
+    NoSchedule taint stops new daemon pods but keeps a running one; a NoExecute taint,
+    or a node the selector/affinity no longer matches, stops both."""
     template = (ds.get("spec") or {}).get("template") or {}
     probe = {"metadata": {"name": ""},
              "spec": with_daemon_tolerations(template.get("spec") or {})}
-    return not scheduling.filter_node(probe, node, resources=False)
+    if not scheduling.matches_node_affinity(probe, node):
+        return False, False
+    if scheduling.filter_node(probe, node, resources=False):
+        return False, scheduling.untolerated_taint(probe, node, ("NoExecute",)) is None
+    return True, True
+
+
+def should_run(ds: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    return placement(ds, node)[0]
 
 
 @dataclasses.dataclass
@@ -140,16 +152,21 @@ def update_budget(ds: Mapping[str, Any], desired: int) -> tuple[int, int]:
 
 
 def node_plan(ds: Mapping[str, Any], run: bool, pods: Sequence[Mapping[str, Any]], update: str,
-              now: float, *, may_take_down: bool, surge: bool) -> NodeSteps:
-    """What to do on one node with these daemon pods of `ds` on it."""
+              now: float, *, may_take_down: bool, surge: bool, keep: bool | None = None
+              ) -> NodeSteps:
+    """What to do on one node with these daemon pods of `ds` on it. run/keep: the node's
+    `placement` (keep defaults to run)."""
     steps = NodeSteps()
     live = [p for p in pods if not podutil.is_deleting(p)]
-    if not run:
+    keep = run if keep is None else keep
+    if not run and not keep:
         steps.delete = [podutil.meta(p)["name"] for p in live]
         return steps
     failed = [p for p in live if podutil.phase(p) in ("Failed", "Succeeded")]
     live = [p for p in live if p not in failed]
     steps.delete = [podutil.meta(p)["name"] for p in failed]
+    if not run:
+        return steps  # a NoSchedule taint: the running pod stays, nothing new comes
     if not live:
         # A new pod once the old one is gone (its host ports, its name in logs); with
         # surge the new one may start beside it.
@@ -247,7 +264,8 @@ class DaemonSetController:
         update = podutil.meta(history.update)["name"]
         now = self.clock()
         nodes = {podutil.meta(n)["name"]: n for n in self.nodes.list()}
-        runs = {name: should_run(ds, node) for name, node in nodes.items()}
+        placements = {name: placement(ds, node) for name, node in nodes.items()}
+        runs = {name: run for name, (run, _) in placements.items()}
         by_node: dict[str, list[Obj]] = {name: [] for name in nodes}
         orphans = []
         for pod in owned:
@@ -262,8 +280,9 @@ class DaemonSetController:
         creates: list[str] = []
         deletes = [podutil.meta(p)["name"] for p in orphans if not podutil.is_deleting(p)]
         for name in sorted(nodes):
-            steps = node_plan(ds, runs[name], by_node[name], update, now,
-                              may_take_down=down < unavailable, surge=surge > 0)
+            run, keep = placements[name]
+            steps = node_plan(ds, run, by_node[name], update, now,
+                              may_take_down=down < unavailable, surge=surge > 0, keep=keep)
             if steps.create:
                 creates.append(name)
             if any(n in {podutil.meta(p)["name"] for p in by_node[name]

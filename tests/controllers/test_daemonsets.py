@@ -45,6 +45,14 @@ def test_should_run_follows_selector_taints_and_gives_daemon_tolerations():
     assert daemonsets.should_run(ds(tolerations=[{"key": "gpu", "operator": "Exists"}]), tainted)
     # cordoned nodes still run daemons (the unschedulable toleration every daemon pod gets)
     assert daemonsets.should_run(ds(), node(unschedulable=True))
+    # a NoSchedule taint keeps the running pod, NoExecute evicts it, a selector change too
+    assert daemonsets.placement(ds(), tainted) == (False, True)
+    evicting = node(taints=[{"key": "gpu", "effect": "NoExecute"}])
+    assert daemonsets.placement(ds(), evicting) == (False, False)
+    assert daemonsets.placement(ds(nodeSelector={"disk": "hdd"}), n) == (False, False)
+    running = _pod("agent-a", "r1")
+    assert daemonsets.node_plan(ds(), False, [running], "r1", 0, may_take_down=True,
+                                surge=False, keep=True).delete == []
 
 
 def test_node_plan_rolling_update_and_surge():

@@ -117,6 +117,22 @@ def test_daemonset_runs_its_one_pod(shoal):
     (pod,) = pods["items"]
     assert pod["spec"]["nodeName"] == "shoal" and pod["status"]["phase"] == "Running"
 
+    # a rolling update through kubectl's strategic merge patch, one revision more
+    shoal.kubectl("set", "image", "ds/agent", "agent=busybox:latest")
+    out = shoal.kubectl("rollout", "status", "ds/agent", "--timeout=60s", timeout=70).stdout
+    assert 'daemon set "agent" successfully rolled out' in out
+
+    def replaced():
+        items = json.loads(shoal.kubectl("get", "pods", "-l", "app=agent", "-o", "json").stdout)
+        live = [p for p in items["items"] if not p["metadata"].get("deletionTimestamp")]
+        return live if [p["spec"]["containers"][0]["image"] for p in live] == ["busybox:latest"] \
+            else None
+
+    (new,) = wait_for(replaced, 30, what="the updated daemon pod")
+    assert new["metadata"]["name"] != pod["metadata"]["name"]
+    revisions = shoal.kubectl("get", "controllerrevisions", "-o", "name").stdout.split()
+    assert len(revisions) == 2
+
 
 def test_statefulset_with_selector_not_matching_template_is_refused(shoal):
     bad = """
