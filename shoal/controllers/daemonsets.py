@@ -36,7 +36,8 @@ from shoal import timestamps
 from shoal.api import errors as api_errors
 from shoal.api import selectors
 from shoal.api.client import Obj
-from shoal.controllers import engine, pods as podutil, revisions, rollout, scheduling
+from shoal.controllers import (engine, pods as podutil, revisions, rollout, scheduling,
+                               statefulsetplan)
 from shoal.controllers.engine import Change, Controller, Manager, Request, Result
 from shoal.controllers.errors import ControllerError, namespace_terminating
 from shoal.controllers.events import EventRecorder
@@ -306,7 +307,8 @@ class DaemonSetController:
         await self._write_status(ds, status(ds, runs, pods_by_node, update, now))
         if failure is not None:
             raise _StepFailed(str(failure))
-        return None
+        wait = statefulsetplan.availability_wait(owned, min_ready, now)
+        return Result(requeue_after=wait + 0.05) if wait is not None else None
 
     async def _create(self, ds: Obj, node_name: str, template: Obj, revision: str) -> None:
         pod = new_pod(ds, node_name, template, revision)

@@ -18,8 +18,12 @@
 updatedReplicas, currentRevision and updateRevision; a finished rolling update makes the
 update revision current. `new_pod` and `claims_for` build the pod (stable name,
 hostname = name, subdomain = serviceName, identity labels, a PVC volume per claim
-template) and its claims `<template>-<set>-<ordinal>`, which are never deleted here: a
-scaled-down pod's data waits for the pod to come back (retention policy Retain).
+template) and its claims `<template>-<set>-<ordinal>`. With the default retention
+policy (Retain) claims are never deleted: a scaled-down pod's data waits for the pod to
+come back. `whenDeleted: Delete` makes the set an owner of its claims (the garbage
+collector removes them with the set); `whenScaled: Delete` makes a condemned pod the
+owner of its claims (`claim_owner_refs`), so they go once that pod is gone.
+`availability_wait` says when a ready pod next becomes available (minReadySeconds).
 """
 
 from __future__ import annotations
@@ -176,9 +180,45 @@ def claim_name(template_name: str, sts: Mapping[str, Any], ordinal: int) -> str:
     return f"{template_name}-{pod_name(sts, ordinal)}"
 
 
+def retention(sts: Mapping[str, Any], when: str) -> str:
+    """"Retain" or "Delete" for when = "whenDeleted" | "whenScaled"."""
+    return (_spec(sts).get("persistentVolumeClaimRetentionPolicy") or {}).get(when) or "Retain"
+
+
+def claim_owner_refs(sts: Mapping[str, Any], claim: Mapping[str, Any],
+                     condemned_pod: Mapping[str, Any] | None = None) -> list[Obj] | None:
+    """The claim's ownerReferences under the retention policy, or None when they are
+    already right: the set's (non-controller) reference when whenDeleted is Delete, the
+    condemned pod's when whenScaled is Delete."""
+    refs = [dict(r) for r in podutil.meta(claim).get("ownerReferences") or []]
+    wanted = list(refs)
+    set_uid = podutil.meta(sts).get("uid")
+    if retention(sts, "whenDeleted") == "Delete" and set_uid:
+        if not any(r.get("uid") == set_uid for r in wanted):
+            wanted.append(podutil.owner_reference(sts, controller=False,
+                                                  block_owner_deletion=False))
+    if condemned_pod is not None and retention(sts, "whenScaled") == "Delete":
+        uid = podutil.meta(condemned_pod).get("uid")
+        if uid and not any(r.get("uid") == uid for r in wanted):
+            wanted.append(podutil.owner_reference(condemned_pod, controller=False,
+                                                  block_owner_deletion=False))
+    return wanted if wanted != refs else None
+
+
+def availability_wait(pods: Sequence[Mapping[str, Any]], min_ready: int,
+                      now: float) -> float | None:
+    """Seconds until the next ready pod becomes available, or None."""
+    if min_ready <= 0:
+        return None
+    waits = [since + min_ready - now for p in pods
+             if (since := podutil.ready_since(p)) is not None and since + min_ready > now]
+    return min(waits) if waits else None
+
+
 def claims_for(sts: Mapping[str, Any], ordinal: int) -> list[Obj]:
     """The PVCs of one ordinal: each claim template's spec, labelled with the selector's
-    matchLabels and the template's own labels (no owner: they outlive the pod)."""
+    matchLabels and the template's own labels (owned by the set only when its retention
+    policy says whenDeleted: Delete; they outlive the pod)."""
     selector = ((_spec(sts).get("selector") or {}).get("matchLabels")) or {}
     claims = []
     for template in _spec(sts).get("volumeClaimTemplates") or []:
@@ -188,8 +228,12 @@ def claims_for(sts: Mapping[str, Any], ordinal: int) -> list[Obj]:
                      "labels": {**(tmeta.get("labels") or {}), **selector}}
         if tmeta.get("annotations"):
             meta["annotations"] = dict(tmeta["annotations"])
-        claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
-                       "spec": copy.deepcopy(template.get("spec") or {})})
+        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
+                 "spec": copy.deepcopy(template.get("spec") or {})}
+        refs = claim_owner_refs(sts, claim)
+        if refs:
+            meta["ownerReferences"] = refs
+        claims.append(claim)
     return claims
 
 

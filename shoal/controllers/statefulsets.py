@@ -7,9 +7,9 @@ One reconcile (level-based, Kubernetes' StatefulSetControl):
 2. revisions (`revisions.sync_revisions`): the template is the update revision; the
    current revision is status.currentRevision while it is still held;
 3. the plan (`statefulsetplan.plan`, pure) is executed: create the ordinal's claims
-   if missing (`<template>-<set>-<ordinal>`, never deleted here, so a pod deleted or
-   scaled away gets the same data back), then its pod from the revision's template; or
-   delete a pod;
+   if missing (`<template>-<set>-<ordinal>`; kept by default, so a pod deleted or scaled
+   away gets the same data back; see the retention policy in `statefulsetplan`), then
+   its pod from the revision's template; or delete a pod;
 4. status, written only when it changed.
 
 Events as Kubernetes words them: "create Pod web-0 in StatefulSet web successful",
@@ -90,6 +90,7 @@ class StatefulSetController:
                 if step.action == "create":
                     await self._create(sts, step, history)
                 else:
+                    await self._release_claims(sts, step, pods)
                     await self._delete(sts, step.pod)
             except api_errors.StatusError as exc:
                 if namespace_terminating(exc):
@@ -100,7 +101,26 @@ class StatefulSetController:
         await self._write_status(sts, stsplan.status(sts, owned, current, update, now))
         if failure is not None:
             raise _StepFailed(str(failure))
-        return None
+        wait = stsplan.availability_wait(
+            owned, int((sts.get("spec") or {}).get("minReadySeconds") or 0), now)
+        return Result(requeue_after=wait + 0.05) if wait is not None else None
+
+    async def _release_claims(self, sts: Obj, step: stsplan.Step, pods: list[Obj]) -> None:
+        """whenScaled: Delete: a condemned pod becomes the owner of its claims, so the
+        garbage collector removes them once the pod is gone."""
+        start, count = stsplan.start_ordinal(sts), stsplan.replicas(sts)
+        if start <= step.ordinal < start + count or stsplan.retention(sts, "whenScaled") != "Delete":
+            return
+        pod = next((p for p in pods if podutil.meta(p)["name"] == step.pod), None)
+        for claim in stsplan.claims_for(sts, step.ordinal):
+            current = self.claims.get(claim["metadata"]["namespace"], claim["metadata"]["name"])
+            if current is None or pod is None:
+                continue
+            refs = stsplan.claim_owner_refs(sts, current, pod)
+            if refs is not None:
+                body = engine.clone(current)
+                body["metadata"]["ownerReferences"] = refs
+                await self.writer.update(CLAIMS, body)
 
     async def _claim_pods(self, sts: Obj) -> list[Obj]:
         selector = _selector(sts)

@@ -181,3 +181,26 @@ async def test_selector_not_matching_template_is_refused(api):
         await api.create("statefulsets.apps", bad)
     assert "spec.template.metadata.labels: Invalid value" in str(caught.value)
     assert "`selector` does not match template `labels`" in str(caught.value)
+
+
+async def test_retention_delete_removes_claims_of_condemned_pods(cluster):
+    client, manager, kubelet = cluster
+    await client.create("statefulsets.apps", sts(
+        replicas=2, podManagementPolicy="Parallel",
+        persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete", "whenDeleted": "Retain"}))
+
+    async def claims():
+        await kubelet.run_all(selector="app=web")
+        items, _ = await client.list("persistentvolumeclaims", "default")
+        return sorted(c["metadata"]["name"] for c in items if not podutil.is_deleting(c))
+
+    async def both():
+        return await claims() == ["www-web-0", "www-web-1"]
+
+    await eventually(both)
+    await patch(client, "statefulsets.apps", "default", "web", {"spec": {"replicas": 1}})
+
+    async def one():
+        return await claims() == ["www-web-0"]
+
+    await eventually(one)
