@@ -3,7 +3,8 @@
 One registry maps every kind to a `ResourceType` (what discovery, REST paths and the CLI
 need) and to its behaviour: a structural schema (see `shoal.api.schema`), a defaulter
 a semantic validator and a `shoal.api.strategy.Strategy` (the hooks the generic registry
-calls around create, update and delete). Built-in kinds (core/v1 and apps/v1) are registered when this
+calls around create, update and delete). Built-in kinds (core/v1, apps/v1 and the node
+Lease, coordination.k8s.io/v1) are registered when this
 module is imported; later kinds (Istio's, from `shoal.mesh`) call `register()` and then
 behave like built-ins everywhere: `by_kind`, `by_resource`, `by_path`, `all_types`,
 `defaults.apply_defaults` and `validation.validate`.

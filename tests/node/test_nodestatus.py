@@ -9,7 +9,7 @@ import os
 import pytest
 
 from shoal import timestamps
-from shoal.api import errors as api_errors, printers
+from shoal.api import errors as api_errors, fieldselectors, printers
 from shoal.api.builtin.namespaces import SYSTEM_NAMESPACES
 from shoal.api.quantity import parse_quantity
 from shoal.node import nodestatus
@@ -73,6 +73,14 @@ def test_node_table_columns_as_kubectl_prints_them():
     assert "10.42.0.1" in row and "<none>" in row and "runc://1.1.5" in row
     node["spec"]["unschedulable"] = True
     assert printers.table("Node", [node])["rows"][0]["cells"][1] == "Ready,SchedulingDisabled"
+
+
+def test_nodes_select_by_unschedulable():
+    node = nodestatus.node_object("shoal", HOST, CALM, 1000)
+    schedulable = fieldselectors.parse_field_selector("spec.unschedulable=false", "Node")
+    assert schedulable.matches(node)
+    node["spec"]["unschedulable"] = True
+    assert not schedulable.matches(node)
 
 
 def test_node_lease_namespace_is_a_system_namespace():
