@@ -224,6 +224,26 @@ def _condition(type_: str, on: bool, reason: str, message: str,
             "lastTransitionTime": since or stamp, "reason": reason, "message": message}
 
 
+_EVENT_REASONS = {
+    ("MemoryPressure", "False"): "NodeHasSufficientMemory",
+    ("MemoryPressure", "True"): "NodeHasInsufficientMemory",
+    ("DiskPressure", "False"): "NodeHasNoDiskPressure",
+    ("DiskPressure", "True"): "NodeHasDiskPressure",
+    ("PIDPressure", "False"): "NodeHasSufficientPID",
+    ("PIDPressure", "True"): "NodeHasInsufficientPID",
+    ("Ready", "True"): "NodeReady",
+    ("Ready", "False"): "NodeNotReady",
+}
+
+
+def transition_events(old: list[Mapping[str, Any]], new: list[Mapping[str, Any]]) -> list[str]:
+    """The kubelet's event reasons for conditions that changed (all of them on a fresh
+    registration): "NodeHasSufficientMemory", "NodeReady", ..."""
+    before = condition_states(old)
+    return [_EVENT_REASONS[(t, st)] for t, st in condition_states(new).items()
+            if before.get(t) != st and (t, st) in _EVENT_REASONS]
+
+
 def condition_states(node_conditions: list[Mapping[str, Any]]) -> dict[str, str]:
     """type -> status, to tell a change from a heartbeat."""
     return {c.get("type"): c.get("status") for c in node_conditions}
@@ -320,16 +340,18 @@ class NodeStatusReporter:
         assert self.host is not None
         readings = await asyncio.to_thread(read_pressure, self.state_dir)
         now = time.time()
+        if self.recorder is not None:
+            await self.recorder.event({"apiVersion": "v1", "kind": "Node",
+                                       "metadata": {"name": self.name, "uid": self.name}},
+                                      "Normal", "Starting", "Starting kubelet.")
         try:
             self.node = await self.client.create(
                 "nodes", node_object(self.name, self.host, readings, now, pod_cidr=self.pod_cidr))
+            await self._record_transitions([], self.node)
         except api_errors.AlreadyExists:
             await self._write_status(readings)
         await self._renew_lease()
-        if not self.registered.is_set():
-            self.registered.set()
-            if self.recorder is not None and self.node is not None:
-                await self.recorder.event(self.node, "Normal", "Starting", "Starting kubelet.")
+        self.registered.set()
 
     async def _run(self) -> None:
         last_beat = time.monotonic()
@@ -367,6 +389,8 @@ class NodeStatusReporter:
                                                      time.time())}
             try:
                 self.node = await self.client.update_status("nodes", body)
+                await self._record_transitions(
+                    list((current.get("status") or {}).get("conditions") or []), self.node)
                 return
             except api_errors.Conflict:
                 self.node = None
@@ -374,6 +398,16 @@ class NodeStatusReporter:
                 self.node = None
                 self.registered.clear()  # deleted: register again on the next tick
                 return
+
+    async def _record_transitions(self, old: list[Mapping[str, Any]], node: Obj) -> None:
+        if self.recorder is None:
+            return
+        # The kubelet's node events name the node by name as its uid, as Kubernetes does.
+        ref = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name,
+                                                                "uid": self.name}}
+        for reason in transition_events(old, (node.get("status") or {}).get("conditions") or []):
+            await self.recorder.event(ref, "Normal", reason,
+                                      f"Node {self.name} status is now: {reason}")
 
     async def _renew_lease(self) -> None:
         now = time.time()

@@ -80,7 +80,7 @@ def test_get_nodes_wide_shows_this_machine_ready(shoal):
     assert lease["spec"]["holderIdentity"] == "shoal"
 
     described = shoal.kubectl("describe", "node", "shoal").stdout
-    for text in ("Roles:              control-plane", "Capacity:", "Allocatable:",
+    for text in ("Roles:              control-plane", "Capacity:", "Allocatable:", "NodeReady",
                  "KubeletReady", "Container Runtime Version:  runc://", "Allocated resources:"):
         assert text in described, (text, described)
 

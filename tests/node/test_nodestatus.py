@@ -12,6 +12,7 @@ from shoal import timestamps
 from shoal.api import errors as api_errors, fieldselectors, printers
 from shoal.api.builtin.namespaces import SYSTEM_NAMESPACES
 from shoal.api.quantity import parse_quantity
+from shoal.controllers.events import EventRecorder
 from shoal.node import nodestatus
 from shoal.node.nodestatus import HostFacts, Readings
 
@@ -83,6 +84,17 @@ def test_nodes_select_by_unschedulable():
     assert not schedulable.matches(node)
 
 
+def test_transition_events_name_what_changed():
+    first = nodestatus.conditions(HOST, CALM, [], 1000)
+    assert nodestatus.transition_events([], first) == [
+        "NodeHasSufficientMemory", "NodeHasNoDiskPressure", "NodeHasSufficientPID", "NodeReady"]
+    again = nodestatus.conditions(HOST, CALM, first, 1010)
+    assert nodestatus.transition_events(first, again) == []
+    full = Readings(memory_available=4 * GiB, disk_available=GiB, pids_used=1, pid_max=32768)
+    assert nodestatus.transition_events(
+        again, nodestatus.conditions(HOST, full, again, 1020)) == ["NodeHasDiskPressure"]
+
+
 def test_node_lease_namespace_is_a_system_namespace():
     assert "kube-node-lease" in SYSTEM_NAMESPACES
 
@@ -99,6 +111,7 @@ async def api(tmp_path):
 
 async def test_reporter_registers_node_and_lease_and_keeps_them_current(api, tmp_path):
     reporter = nodestatus.NodeStatusReporter(api, "testnode", tmp_path, internal_ip="10.9.0.1",
+                                             recorder=EventRecorder(api, "kubelet", host="testnode"),
                                              heartbeat=0.3, poll=0.1)
     await reporter.start()
     try:
@@ -129,5 +142,11 @@ async def test_reporter_registers_node_and_lease_and_keeps_them_current(api, tmp
         assert beat["lastTransitionTime"] == ready[0]["lastTransitionTime"]
         renewed = await api.get("leases", "kube-node-lease", "testnode")
         assert renewed["spec"]["renewTime"] > lease["spec"]["renewTime"]
+        events, _ = await api.list("events", "default")
+        by_reason = {e["reason"]: e for e in events if e["involvedObject"]["kind"] == "Node"}
+        assert {"Starting", "NodeHasSufficientMemory", "NodeHasNoDiskPressure",
+                "NodeHasSufficientPID", "NodeReady"} <= set(by_reason)
+        assert by_reason["NodeReady"]["message"] == "Node testnode status is now: NodeReady"
+        assert by_reason["NodeReady"]["count"] == 1  # heartbeats are not transitions
     finally:
         await reporter.stop()
