@@ -50,6 +50,7 @@ FILES = {
     "k8s.io/api/core/v1/generated.proto": "core_v1",
     "k8s.io/api/apps/v1/generated.proto": "apps_v1",
     "k8s.io/api/autoscaling/v1/generated.proto": "autoscaling_v1",
+    "k8s.io/api/batch/v1/generated.proto": "batch_v1",
 }
 GOGO = "github.com/gogo/protobuf/gogoproto/gogo.proto"
 GOGO_NULLABLE = 65001    # (gogoproto.nullable) = false marks a Go value, not a pointer
@@ -169,7 +170,8 @@ rm -f "$OUT"/*_pb2.py
 "$VENV/bin/python" -m grpc_tools.protoc --descriptor_set_in="$WORK/k8s.binpb" \
   --python_out=. \
   "$OUT/runtime_schema.proto" "$OUT/runtime.proto" "$OUT/intstr.proto" "$OUT/resource.proto" \
-  "$OUT/meta_v1.proto" "$OUT/core_v1.proto" "$OUT/apps_v1.proto" "$OUT/autoscaling_v1.proto"
+  "$OUT/meta_v1.proto" "$OUT/core_v1.proto" "$OUT/apps_v1.proto" "$OUT/autoscaling_v1.proto" \
+  "$OUT/batch_v1.proto"
 
 # The schema is Kubernetes' work: keep its copyright and license on every module.
 for f in "$OUT"/*_pb2.py; do

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from shoal.api import validation
 from shoal.api.client import ApiClient
-from shoal.apiserver import pki
+from shoal.apiserver import metrics as metrics_api, pki, podproxy
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
@@ -48,8 +48,10 @@ from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
 from shoal.mesh.sidecar import MeshHooks
 from shoal.mesh.status import start_status_writer
+from shoal.mesh.telemetry import PodSockets, TelemetryService
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
 from shoal.node import DEFAULT_CGROUP_PARENT, BackoffPolicy, NodeHandle, PodHooks, build_runtime, run_node
+from shoal.node.metrics import CgroupUsage
 from shoal.runtime import Runtime
 from shoal.store import Allocations, Store
 from shoal.tasks import cancel_and_wait
@@ -111,6 +113,12 @@ class Daemon:
         creds = pki.ensure_credentials(s)
         server = ApiServer(registry, creds.token)
         server.app.router.add_get("/shoal/v1/mesh/status", self._mesh_status)
+        # -- faces through the API: pods/proxy and metrics.k8s.io (node cgroup usage) --
+        runtime = build_runtime(s)
+        podproxy.add_routes(server.app, self.client)
+        metrics_api.register_kinds()
+        metrics_api.add_routes(server.app, CgroupUsage(self.client, runtime, s.node_name))
+        # -- end faces --
         runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=2)
         await runner.setup()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -156,10 +164,18 @@ class Daemon:
         self._on_stop("xds server", self.xds.stop)
         self.mesh_source = source
 
+        # -- telemetry (issue 13): Istio's standard metrics, counted from the sidecars'
+        # access logs; their sockets sit next to each pod's xDS socket (PodSockets).
+        telemetry = TelemetryService(source, MeshConfig.from_settings(s))
+        await telemetry.start()
+        self._on_stop("mesh telemetry", telemetry.stop)
+        pod_sockets = PodSockets(self.xds, telemetry)
+        # -- end telemetry --
+
         # The node agent, with the mesh's pod hooks (capture rules, Envoy sidecars).
-        hooks = MeshHooks(xds_server=self.xds, socket_dir=s.socket_dir / "xds",
+        hooks = MeshHooks(xds_server=pod_sockets, socket_dir=s.socket_dir / "xds",
                           cluster_domain=s.cluster_domain)
-        node = await start_node(self.client, s, network=network, hooks=hooks)
+        node = await start_node(self.client, s, network=network, runtime=runtime, hooks=hooks)
         self._on_stop("node agent", node.stop)
 
         write_atomic(s.pid_file, f"{os.getpid()}\n")

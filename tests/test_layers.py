@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "shoal"
 
 # lowest first; "shoal" is the package's own __init__
 LAYERS: list[set[str]] = [
-    {"shoal", "errors", "config", "fsutil", "tasks", "timestamps"},
+    {"shoal", "errors", "config", "fsutil", "tasks", "timestamps", "examples"},
     {"images", "runtime"},
     {"network", "builder"},
     {"api", "store"},

@@ -24,8 +24,8 @@ from typing import Any, Callable
 from shoal.api import errors
 from shoal.api import schema as schemas
 from shoal.api import strategy as strategies
-from shoal.api.builtin import (configs, events, namespaces, nodes, podstrategy, pods, services,
-                               sets, storage, workloads)
+from shoal.api.builtin import (batch, configs, cronjobs, events, namespaces, nodes, podstrategy,
+                               pods, services, sets, storage, workloads)
 from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -241,6 +241,11 @@ _builtin(ResourceType("apps", "v1", "Deployment", "deployments", "deployment", T
 _builtin(ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
                       ("status", "scale"), categories=("all",)),
          "V1ReplicaSet", workloads.default_replicaset, workloads.validate_replicaset)
+_builtin(ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("status",), categories=("all",)),
+         "V1Job", batch.default_job, batch.validate_job, strategy=batch.JobStrategy())
+_builtin(ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("status",),
+                      categories=("all",)),
+         "V1CronJob", cronjobs.default_cronjob, cronjobs.validate_cronjob)
 
 _builtin(ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), ("status",)),
          "V1Node", None, nodes.validate_node, strategy=nodes.NodeStrategy())

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Iterable, Mapping
 
-from shoal.api import podprint, selectors, setprint
+from shoal.api import batchprint, podprint, selectors, setprint
 from shoal.api import printcells as cells
 
 Obj = Mapping[str, Any]
@@ -322,6 +322,8 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], _Printer]] = {
     "ServiceAccount": (_SERVICEACCOUNT_COLUMNS, _serviceaccount_row),
     "Event": (_EVENT_COLUMNS, _event_row),
     "PersistentVolumeClaim": (_PVC_COLUMNS, _pvc_row),
+    "Job": (batchprint.JOB_COLUMNS, batchprint.job_row),
+    "CronJob": (batchprint.CRONJOB_COLUMNS, batchprint.cronjob_row),
     **setprint.PRINTERS,
 }
 _DEFAULT = ([NAME, AGE], _default_row)

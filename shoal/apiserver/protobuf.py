@@ -45,6 +45,7 @@ from shoal.api import errors
 from shoal.apiserver.k8sproto import (
     apps_v1_pb2,
     autoscaling_v1_pb2,
+    batch_v1_pb2,
     core_v1_pb2,
     go_fields,
     intstr_pb2,
@@ -61,6 +62,7 @@ _GROUP_VERSIONS: dict[str, ModuleType] = {
     "v1": core_v1_pb2,
     "apps/v1": apps_v1_pb2,
     "autoscaling/v1": autoscaling_v1_pb2,
+    "batch/v1": batch_v1_pb2,
     "meta.k8s.io/v1": meta_v1_pb2,
 }
 # metav1 option kinds are registered in every group version (AddToGroupVersion), so a

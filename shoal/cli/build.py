@@ -10,18 +10,32 @@ every container and snapshot the build made and exits 130.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import click
 
 from shoal.builder import BuildError, Builder, BuildOptions, make_progress
 from shoal.cli.context import settings_from
+from shoal.config import Settings
 from shoal.images import ImageError, ImageStore
 from shoal.runtime import Runtime
 
 CGROUP_PARENT = "shoal-build"
+
+
+def open_builder(settings: Settings, progress: str, sink: TextIO) -> Builder:
+    """The builder `shoal build` and `shoal demo` share: the image store of the state dir,
+    RUN steps under `<state>/build/containers` (cgroup parent `shoal-build`), the layer
+    cache in `<state>/build/cache`, progress ("auto", "plain", "tty") written to `sink`.
+    The caller closes `builder.progress`."""
+    build_dir = settings.state_dir / "build"
+    return Builder(ImageStore(settings.images_dir),
+                   Runtime(build_dir / "containers", cgroup_parent=CGROUP_PARENT),
+                   build_dir / "cache", make_progress(progress, sink))
 
 
 def parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -93,19 +107,17 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
         context=Path(context), dockerfile=Path(dockerfile) if dockerfile else None, tags=tags,
         build_args=parse_build_args(build_arg), target=target, no_cache=no_cache, platform=platform,
         secrets=parse_secrets(secret), pull=pull, tls_verify=tls_verify)
-    store = ImageStore(settings.images_dir)
-    build_dir = settings.state_dir / "build"
-    runtime = Runtime(build_dir / "containers", cgroup_parent=CGROUP_PARENT)
-    reporter = make_progress("plain" if quiet else progress, open(os.devnull, "w") if quiet else sys.stderr)
-    builder = Builder(store, runtime, build_dir / "cache", reporter)
-    try:
-        result = asyncio.run(builder.build(options))
-        if out:
-            store.export(tags[0] if tags else result.image.digest, out[1], format=out[0])
-    except (BuildError, ImageError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        reporter.close()
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(os.devnull, "w")) if quiet else sys.stderr
+        builder = open_builder(settings, "plain" if quiet else progress, sink)
+        try:
+            result = asyncio.run(builder.build(options))
+            if out:
+                builder.store.export(tags[0] if tags else result.image.digest, out[1], format=out[0])
+        except (BuildError, ImageError) as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            builder.progress.close()
     if not quiet:
         click.echo(f"built {', '.join(tags) or 'untagged image'} in {result.seconds:.1f}s: "
                    f"{result.layers_built} steps run, {result.cache_hits} cached", err=True)

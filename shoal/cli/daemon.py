@@ -72,7 +72,7 @@ def up(ctx: click.Context, detach: bool, api_port: int | None, api_host: str | N
         click.echo(f"shoal is already running (pid {pid}), API {settings.api_url}")
         return
     if detach:
-        _start_detached(settings, log_level)
+        start_detached(settings, log_level)
         return
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
@@ -83,7 +83,7 @@ def up(ctx: click.Context, detach: bool, api_port: int | None, api_host: str | N
     serve(settings)
 
 
-def _start_detached(settings: Settings, log_level: str) -> None:
+def start_detached(settings: Settings, log_level: str) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.save()
     log = open(settings.log_file, "ab")

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import click
 import yaml
 
-from shoal.api import errors, kinds, printers
+from shoal.api import applypatch, errors, kinds, patchmeta, printers
 from shoal.client import HttpClient
 from shoal.cli.context import settings_from
 
@@ -95,8 +95,8 @@ def _display(rt: kinds.ResourceType, name: str) -> str:
 
 
 async def apply_object(client: HttpClient, obj: dict[str, Any], namespace: str | None) -> str:
-    """Client-side apply like kubectl: create, or merge-patch against the last applied
-    configuration. Returns 'created', 'configured' or 'unchanged'."""
+    """Client-side apply like kubectl: create, or a three-way patch (last applied
+    configuration, manifest, live object; `api.applypatch`). Returns 'created', 'configured' or 'unchanged'."""
     rt = kinds.by_kind(obj["apiVersion"], obj["kind"])
     meta = obj.setdefault("metadata", {})
     if rt.namespaced:
@@ -111,36 +111,15 @@ async def apply_object(client: HttpClient, obj: dict[str, Any], namespace: str |
         await client.create(rt.resource, obj)
         return "created"
     last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
-    patch = _three_way_merge_patch(last, obj, current)
+    # kubectl: a strategic merge patch for kinds with patch metadata, else a merge patch
+    strategic = patchmeta.root_type(rt.kind) != patchmeta.UNKNOWN_KIND
+    patch = applypatch.three_way_patch(last, obj, current, rt.kind, strategic=strategic)
     if not patch:
         return "unchanged"
-    updated = await client.patch(rt.resource, meta.get("namespace"), meta["name"], patch, "merge")
+    updated = await client.patch(rt.resource, meta.get("namespace"), meta["name"], patch,
+                                 "strategic" if strategic else "merge")
     return "configured" if updated["metadata"]["resourceVersion"] != current["metadata"][
         "resourceVersion"] else "unchanged"
-
-
-def _three_way_merge_patch(last: Any, desired: Any, current: Any) -> Any:
-    """A JSON merge patch that makes current agree with desired on every field desired
-    sets, and removes fields the last applied configuration set but desired dropped.
-    Fields set by others (status, defaults) are left alone."""
-    if not isinstance(desired, dict) or not isinstance(current, dict):
-        return desired if desired != current else None
-    patch: dict[str, Any] = {}
-    last = last if isinstance(last, dict) else {}
-    for key, value in desired.items():
-        if key in current:
-            if isinstance(value, dict) and isinstance(current[key], dict):
-                sub = _three_way_merge_patch(last.get(key), value, current[key])
-                if sub:
-                    patch[key] = sub
-            elif value != current[key]:
-                patch[key] = value
-        else:
-            patch[key] = value
-    for key in last:
-        if key not in desired and key in current:
-            patch[key] = None
-    return patch or None
 
 
 @click.command()

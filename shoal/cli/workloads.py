@@ -3,24 +3,27 @@
 Workload commands in kubectl's words. They talk to the API like any client (HTTPS with
 the kubeconfig, `shoal.cli.resources.run_api`); `rollout undo/history` use the
 controllers' `rollback`/`history` so the CLI and the controller agree on revisions.
-`top pods` reads cgroup figures through the runtime's `stats` for each running container
-of the listed pods (two samples `--interval` apart give the CPU rate), as metrics-server
-would report them.
+`top pods` reads the metrics API (`metrics.k8s.io/v1beta1` PodMetrics, which the daemon
+serves from the node's cgroup figures), as `kubectl top pods` does.
 
-Pure helpers (`parse_target`, `rollout_status`, `format_cpu`, `format_memory`) carry the
+Pure helpers (`parse_target`, `rollout_status`, `format_cpu`, `format_memory`,
+`parse_cpu`, `parse_memory`, `usage_rows`) carry the
 decisions and are unit-tested; the commands are thin.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from typing import Any, Mapping
 
 import click
+import yaml
 
-from shoal.cli.context import settings_from
+from shoal import timestamps
+from shoal.cli.resources import run_api
+from shoal.controllers.deployment import history, rollback
+from shoal.controllers.errors import ControllerError
 
 KINDS = {
     "deployment": ("deployments.apps", "deployment.apps"),
@@ -33,6 +36,7 @@ KINDS = {
     "replicaset.apps": ("replicasets.apps", "replicaset.apps"),
 }
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+METRICS_GROUP_VERSION = "metrics.k8s.io/v1beta1"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 
 
@@ -88,12 +92,6 @@ def format_memory(num_bytes: int) -> str:
     return f"{int(num_bytes // (1024 * 1024))}Mi"
 
 
-def _run(ctx: click.Context, fn: Any) -> Any:
-    from shoal.cli.resources import run_api
-
-    return run_api(ctx, fn)
-
-
 @click.command()
 @click.argument("target", nargs=-1, required=True)
 @click.option("--replicas", type=click.IntRange(min=0), required=True, help="The new number of replicas.")
@@ -106,7 +104,7 @@ def scale(ctx: click.Context, target: tuple[str, ...], replicas: int, namespace:
     async def run(client: Any) -> None:
         await client.patch(resource, namespace, name, {"spec": {"replicas": replicas}}, "merge")
 
-    _run(ctx, run)
+    run_api(ctx, run)
     click.echo(f"{display}/{name} scaled")
 
 
@@ -143,7 +141,7 @@ def rollout_status_cmd(ctx: click.Context, target: tuple[str, ...], namespace: s
             # robust across API restarts.
             await asyncio.sleep(0.5)
 
-    _run(ctx, run)
+    run_api(ctx, run)
 
 
 @rollout.command("undo")
@@ -153,9 +151,6 @@ def rollout_status_cmd(ctx: click.Context, target: tuple[str, ...], namespace: s
 @click.pass_context
 def rollout_undo(ctx: click.Context, target: tuple[str, ...], namespace: str, to_revision: int) -> None:
     """Roll the Deployment back to a previous template."""
-    from shoal.controllers.deployment import rollback
-    from shoal.controllers.errors import ControllerError
-
     resource, _, name = parse_target(target, allowed=("deployments.apps",))
 
     async def run(client: Any) -> str:
@@ -165,7 +160,7 @@ def rollout_undo(ctx: click.Context, target: tuple[str, ...], namespace: str, to
             raise click.ClickException(str(exc)) from None
         return result.message
 
-    click.echo(_run(ctx, run))
+    click.echo(run_api(ctx, run))
 
 
 @rollout.command("history")
@@ -175,8 +170,6 @@ def rollout_undo(ctx: click.Context, target: tuple[str, ...], namespace: str, to
 @click.pass_context
 def rollout_history(ctx: click.Context, target: tuple[str, ...], namespace: str, revision: int) -> None:
     """List the Deployment's revisions (REVISION, CHANGE-CAUSE)."""
-    from shoal.controllers.deployment import history
-
     resource, display, name = parse_target(target, allowed=("deployments.apps",))
 
     async def run(client: Any) -> str:
@@ -185,8 +178,6 @@ def rollout_history(ctx: click.Context, target: tuple[str, ...], namespace: str,
             found = dict(revisions).get(revision)
             if found is None:
                 raise click.ClickException(f"unable to find the specified revision {revision}")
-            import yaml
-
             template = found["spec"]["template"]
             return (f"{display}/{name} with revision #{revision}\n"
                     + yaml.safe_dump(template, sort_keys=False).rstrip())
@@ -196,7 +187,7 @@ def rollout_history(ctx: click.Context, target: tuple[str, ...], namespace: str,
             lines.append(f"{rev:<9} {cause}")
         return "\n".join(lines)
 
-    click.echo(_run(ctx, run))
+    click.echo(run_api(ctx, run))
 
 
 @rollout.command("restart")
@@ -206,83 +197,70 @@ def rollout_history(ctx: click.Context, target: tuple[str, ...], namespace: str,
 def rollout_restart(ctx: click.Context, target: tuple[str, ...], namespace: str) -> None:
     """Restart every pod of the Deployment with a rolling update."""
     resource, display, name = parse_target(target, allowed=("deployments.apps",))
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = timestamps.now()
 
     async def run(client: Any) -> None:
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
         await client.patch(resource, namespace, name, patch, "merge")
 
-    _run(ctx, run)
+    run_api(ctx, run)
     click.echo(f"{display}/{name} restarted")
 
 
-async def pod_usage(client: Any, runtime: Any, namespace: str | None, name: str | None = None,
-                    interval: float = 0.5) -> list[tuple[str, str, str, float, int]]:
-    """(namespace, pod, container, CPU millicores, memory bytes) of every running container
-    of the pods listed: two `runtime.stats` samples `interval` seconds apart."""
-    from shoal.node import paths
+def parse_cpu(quantity: str) -> float:
+    """A metrics API CPU quantity ("1234567n", "250m", "2") in millicores."""
+    units = {"n": 1e-6, "u": 1e-3, "m": 1.0}
+    if quantity and quantity[-1] in units:
+        return float(quantity[:-1]) * units[quantity[-1]]
+    return float(quantity) * 1000
 
-    pods, _ = await client.list("pods", namespace)
-    if name:
-        pods = [p for p in pods if p["metadata"]["name"] == name]
-        if not pods:
-            raise click.ClickException(f'pods "{name}" not found')
-    targets = []
-    for p in pods:
-        st = p.get("status") or {}
-        for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
-            if "running" in (cs.get("state") or {}):
-                cid = paths.container_id(p["metadata"]["uid"], cs["name"], int(cs.get("restartCount") or 0))
-                targets.append((p["metadata"]["namespace"], p["metadata"]["name"], cs["name"], cid))
 
-    async def sample() -> dict[str, dict]:
-        out = {}
-        for *_, cid in targets:
-            try:
-                out[cid] = await runtime.stats(cid)
-            except Exception:  # noqa: BLE001 - the container ended between list and stats
-                continue
-        return out
+def parse_memory(quantity: str) -> int:
+    """A metrics API memory quantity ("2048Ki", "3Mi", "1000") in bytes."""
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * factor)
+    return int(float(quantity))
 
-    first = await sample()
-    t0 = time.monotonic()
-    await asyncio.sleep(interval)
-    second = await sample()
-    elapsed = time.monotonic() - t0
+
+def usage_rows(items: list[dict[str, Any]]) -> list[tuple[str, str, str, float, int]]:
+    """PodMetrics -> (namespace, pod, container, CPU millicores, memory bytes) rows."""
     rows = []
-    for ns_, pod, cname, cid in targets:
-        if cid not in first or cid not in second:
-            continue
-        cpu_ns = (second[cid].get("cpu_usage_ns") or 0) - (first[cid].get("cpu_usage_ns") or 0)
-        millicores = max(0.0, cpu_ns / 1e9 / elapsed * 1000)
-        rows.append((ns_, pod, cname, millicores, int(second[cid].get("memory_bytes") or 0)))
+    for item in items:
+        meta = item["metadata"]
+        for c in item.get("containers") or []:
+            rows.append((meta.get("namespace", ""), meta["name"], c["name"],
+                         parse_cpu(c["usage"]["cpu"]), parse_memory(c["usage"]["memory"])))
     return rows
 
 
 @click.group()
 def top() -> None:
-    """Resource use of pods (cgroup CPU and memory)."""
+    """Resource use of pods, from the metrics API (metrics.k8s.io, as `kubectl top`)."""
 
 
 @top.command("pods")
 @click.argument("name", required=False)
 @click.option("-n", "--namespace", default="default")
 @click.option("-A", "--all-namespaces", is_flag=True)
+@click.option("-l", "--selector", default=None, help="Label selector, e.g. app=web.")
 @click.option("--containers", is_flag=True, help="One line per container.")
-@click.option("--interval", type=float, default=0.5, help="Seconds between the two CPU samples.")
 @click.pass_context
-def top_pods(ctx: click.Context, name: str | None, namespace: str, all_namespaces: bool, containers: bool,
-             interval: float) -> None:
+def top_pods(ctx: click.Context, name: str | None, namespace: str, all_namespaces: bool,
+             selector: str | None, containers: bool) -> None:
     """CPU (millicores) and memory of running pods: `shoal top pods`."""
-    from shoal.node import build_runtime
-
-    settings = settings_from(ctx)
-    runtime = build_runtime(settings)
+    base = f"/apis/{METRICS_GROUP_VERSION}"
 
     async def run(client: Any) -> list[tuple[str, str, str, float, int]]:
-        return await pod_usage(client, runtime, None if all_namespaces else namespace, name, interval)
+        if name:
+            item = await client.request("GET", f"{base}/namespaces/{namespace}/pods/{name}")
+            return usage_rows([item])
+        path = f"{base}/pods" if all_namespaces else f"{base}/namespaces/{namespace}/pods"
+        listed = await client.request("GET", path, params={"labelSelector": selector})
+        return usage_rows(listed.get("items") or [])
 
-    rows = _run(ctx, run)
+    rows = run_api(ctx, run)
     if not rows:
         click.echo("No resources found" + ("" if all_namespaces else f" in {namespace} namespace") + ".")
         return

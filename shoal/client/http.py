@@ -107,6 +107,20 @@ class HttpClient:
             ) from None
         return self._decode(response)
 
+    async def get_raw(self, path: str, *, params: dict[str, Any] | None = None) -> str:
+        """GET a path whose answer is not a JSON object (`pods/NAME:PORT/proxy/...`, as
+        `kubectl get --raw`): the body as text. Errors raise as for `request`."""
+        try:
+            response = await self._http.get(path, params={k: v for k, v in (params or {}).items()
+                                                          if v is not None})
+        except httpx.HTTPError as exc:
+            raise errors.ServiceUnavailable(
+                f"cannot reach the shoal API at {self.server}: {exc.__class__.__name__}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            self._decode(response)
+        return response.text
+
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
         try:

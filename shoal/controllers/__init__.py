@@ -21,6 +21,8 @@ Modules (each opens with its design and concurrency rules):
 - `deployment`  DeploymentController; `rollback()`, `history()` and `rollout_state()`
                 for `shoal rollout undo|history|status`
 - `replicaset`  ReplicaSetController
+- `jobs`, `cronjobs`  JobController, CronJobController; their pure decisions in
+                `jobstate` and `cronplan`
 - `gc`          GarbageCollector (ownerReferences; Background, Foreground, Orphan)
 - `namespace`   NamespaceController (lifecycle, default ServiceAccount, root CA)
 - `endpoints`   EndpointsController and the pure `build_subsets`
@@ -39,14 +41,16 @@ import dataclasses
 
 from shoal.api.client import ApiClient
 from shoal.config import Settings
-from shoal.controllers import engine
+from shoal.controllers import engine, jobstate
+from shoal.controllers.cronjobs import CronJobController
 from shoal.controllers.deployment import (DeploymentController, RollbackResult, RolloutState,
                                          history, rollback, rollout_state)
 from shoal.controllers.endpoints import EndpointsController
 from shoal.controllers.errors import ControllerError, RevisionNotFound
 from shoal.controllers.events import EventRecorder
 from shoal.controllers.eventttl import EventTTL
-from shoal.controllers.gc import GarbageCollector
+from shoal.controllers.gc import COLLECTED, GarbageCollector
+from shoal.controllers.jobs import JobController
 from shoal.controllers.namespace import NamespaceController, ensure_namespaces
 from shoal.controllers.replicaset import ReplicaSetController
 from shoal.controllers.scheduler import Scheduler
@@ -70,6 +74,8 @@ class ControllerOptions:
     """Seconds an Event is kept after it was last seen (Kubernetes: one hour)."""
     event_sweep_interval: float = 300.0
     """Seconds between sweeps for expired Events."""
+    job_backoff: jobstate.Backoff = jobstate.Backoff()
+    """Delay before a Job replaces a failed pod (Kubernetes: 10 s doubling to 10 min)."""
 
 
 def build_manager(client: ApiClient, settings: Settings,
@@ -89,7 +95,10 @@ def build_manager(client: ApiClient, settings: Settings,
         DaemonSetController(manager, EventRecorder(client, "daemonset-controller")).controller(),
         EventTTL(manager, ttl=options.event_ttl,
                  interval=options.event_sweep_interval).controller(),
-        *GarbageCollector(manager).controllers(),
+        JobController(manager, EventRecorder(client, "job-controller"),
+                      backoff=options.job_backoff).controller(),
+        CronJobController(manager, EventRecorder(client, "cronjob-controller")).controller(),
+        *GarbageCollector(manager, (*COLLECTED, "jobs.batch", "cronjobs.batch")).controllers(),
     ]
     for controller in controllers:
         controller.queue.rate_limiter = engine.RateLimiter(options.retry_base, options.retry_cap)

@@ -5,7 +5,9 @@ points ADS at the control plane over a Unix socket path (no network exposure: th
 agent makes that path visible inside the sidecar container, e.g. a bind mount of the
 socket's directory), keeps admin on 127.0.0.1:15000 inside the pod netns, and carries
 the static pieces that must work before the control plane answers: the readiness
-listener (15021) and the Prometheus listener (15090) through the admin cluster.
+listener (15021) and the Prometheus listener (15090) through the admin cluster, and the
+metrics service's clusters (Unix sockets next to the xDS socket; see
+`translate.telemetry`), so Istio's metrics are counted from the first request.
 
 Seam for the node agent: write `build_bootstrap(...)` as JSON to a file in the sidecar
 container and run `envoy_command(path)` in it as UID/GID 1337 (`MeshConfig.proxy_uid`),
@@ -18,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shoal.mesh.translate import fixed, names
+from shoal.mesh.translate import fixed, names, telemetry
 from shoal.mesh.translate import model
 from shoal.mesh.translate.model import ProxyIdentity
 from shoal.mesh.translate.protos import typed
@@ -88,8 +90,9 @@ def build_bootstrap(
                     },
                 },
                 admin_cluster,
+                *telemetry.bootstrap_clusters(Path(xds_socket).parent),
             ],
-            "listeners": [fixed.readiness_listener(), fixed.prometheus_listener()],
+            "listeners": [fixed.readiness_listener(), fixed.prometheus_listener(node_id)],
         },
     }
 

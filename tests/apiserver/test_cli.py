@@ -153,3 +153,55 @@ def test_bad_input_from_the_cli(shoal, ns, tmp_path):
 def test_status(shoal):
     out = shoal.shoal("status").stdout
     assert "shoal is running" in out and f":{shoal.api_port}" in out and "ready" in out
+
+
+DEPLOY = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+{containers}
+"""
+MAIN = """      - name: main
+        image: busybox
+        env:
+        - {name: A, value: "1"}
+"""
+HELPER = """      - name: helper
+        image: busybox
+        command: [sleep, "3600"]
+"""
+
+
+def test_apply_merges_lists_as_kubectl_does(shoal, ns, tmp_path):
+    """The container list shrinks from two to one and grows back, applied by shoal and by
+    kubectl to twin Deployments: the specs come out the same, with exactly the listed
+    containers (a JSON merge patch would lose or keep the wrong ones)."""
+    shoal.kubectl("create", "namespace", ns)
+    steps = [MAIN + HELPER, MAIN, HELPER + MAIN.replace('"1"', '"2"')]
+    for containers in steps:
+        for tool, name in (("shoal", "by-shoal"), ("kubectl", "by-kubectl")):
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(DEPLOY.format(name=name, ns=ns, containers=containers))
+            run = shoal.shoal if tool == "shoal" else shoal.kubectl
+            run("apply", "-f", str(path))
+        specs = {}
+        for name in ("by-shoal", "by-kubectl"):
+            got = json.loads(shoal.kubectl("get", "deploy", name, "-n", ns, "-o", "json").stdout)
+            specs[name] = got["spec"]["template"]["spec"]["containers"]
+        assert specs["by-shoal"] == specs["by-kubectl"]
+        wanted = [c["name"] for c in yaml.safe_load(
+            DEPLOY.format(name="x", ns=ns, containers=containers))["spec"]["template"]["spec"]["containers"]]
+        assert [c["name"] for c in specs["by-shoal"]] == wanted
+    assert next(c for c in specs["by-shoal"] if c["name"] == "main")["env"] == [{"name": "A", "value": "2"}]
+    shoal.kubectl("delete", "namespace", ns, "--wait=false")

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from shoal.node import access, paths
+from shoal.node.metrics import CgroupUsage
 from tests.node.conftest import (
     busybox_pod,
     container_status,
@@ -363,18 +364,17 @@ async def test_init_containers_in_order_with_secret_and_memory_volumes(node):
 
 
 async def test_top_pods_reports_cgroup_usage(node):
-    from shoal.cli import workloads
-
     await node.create_pod(busybox_pod("busy", ["sh", "-c", "head -c 20m /dev/zero > /dev/shm/x 2>/dev/null || "
                                                          "head -c 20m /dev/zero > /tmp/x; while :; do :; done"]))
     await node.wait_pod("busy", lambda p: container_status(p).get("state", {}).get("running"))
     await asyncio.sleep(0.5)
-    rows = await workloads.pod_usage(node.client, node.runtime, "default", "busy", interval=0.5)
+    usage = CgroupUsage(node.client, node.runtime, node.settings.node_name)
+    rows = [u for u in await usage.pod_usage("default") if u.name == "busy"]
     assert len(rows) == 1
-    _, pod, container, cpu, memory = rows[0]
-    assert (pod, container) == ("busy", "main")
-    assert cpu > 100  # a busy loop uses a good part of a core
-    assert memory > 1024 * 1024
+    assert [c.name for c in rows[0].containers] == ["main"]
+    main = rows[0].containers[0]
+    assert main.cpu_nanocores > 100_000_000  # a busy loop uses a good part of a core
+    assert main.memory_bytes > 1024 * 1024
     await node.client.delete("pods", "default", "busy")
     await node.wait_gone("busy")
 

@@ -25,8 +25,14 @@ def peer_identities(xfcc: str) -> dict:
     return {"server": fields.get("By", ""), "client": fields.get("URI", "")}
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as response:
+FORWARDED = ("end-user",)
+"""Request headers passed on to catalog and reviews (routing by `end-user`, as
+Istio's bookinfo productpage does)."""
+
+
+def get_json(url, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
 
@@ -36,13 +42,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"status": "ok"})
         if self.path != "/" and not self.path.startswith("/book/"):
             return self.reply(404, {"error": f"no such page {self.path}"})
+        forward = {h: self.headers[h] for h in FORWARDED if self.headers.get(h)}
         try:
-            catalog = get_json(f"{CATALOG_URL}/books")
+            catalog = get_json(f"{CATALOG_URL}/books", forward)
             books = catalog["books"]
             wanted = self.path.rsplit("/", 1)[-1]
             book = next((b for b in books if b["id"] == wanted), None) \
                 or books[next(NEXT_BOOK) % len(books)]
-            reviews = get_json(f"{REVIEWS_URL}/reviews/{book['id']}")
+            reviews = get_json(f"{REVIEWS_URL}/reviews/{book['id']}", forward)
         except OSError as exc:
             return self.reply(502, {"error": str(exc)})
         self.reply(200, {

@@ -34,7 +34,7 @@ class Health(BaseHTTPRequestHandler):
         pass
 
 
-def run(url, seconds, concurrency):
+def run(url, seconds, concurrency, headers=None):
     lock = threading.Lock()
     codes = collections.Counter()
     answers = collections.Counter()
@@ -46,7 +46,8 @@ def run(url, seconds, concurrency):
         while time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                request = urllib.request.Request(url, headers=headers or {})
+                with urllib.request.urlopen(request, timeout=5) as response:
                     code, body = response.status, json.load(response)
             except urllib.error.HTTPError as exc:
                 code, body = exc.code, None
@@ -108,6 +109,8 @@ def main():
     r.add_argument("--url", default=os.environ.get("FRONTEND_URL", "http://frontend/"))
     r.add_argument("--seconds", type=float, default=5)
     r.add_argument("--concurrency", type=int, default=4)
+    r.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                   help="a request header, e.g. end-user:jason (repeatable)")
     w = sub.add_parser("warmup")
     w.add_argument("--url", default=os.environ.get("FRONTEND_URL", "http://frontend/"))
     w.add_argument("--successes", type=int, default=20)
@@ -119,7 +122,8 @@ def main():
     if args.command == "warmup":
         print(json.dumps(warmup(args.url, args.successes, args.timeout)))
         return
-    print(json.dumps(run(args.url, args.seconds, args.concurrency)))
+    headers = dict(h.split(":", 1) for h in args.header)
+    print(json.dumps(run(args.url, args.seconds, args.concurrency, headers)))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.mesh.translate import names
+from shoal.mesh.translate import names, telemetry
 from shoal.mesh.translate.protos import typed
 
 Obj = dict[str, Any]
@@ -65,7 +65,8 @@ def router_filter() -> Obj:
             "typed_config": typed("envoy.extensions.filters.http.router.v3.Router")}
 
 
-def _admin_route_listener(name: str, port: int, path: str, rewrite: str | None) -> Obj:
+def _admin_route_listener(name: str, port: int, path: str, rewrite: str | None,
+                          filters: list[Obj] | None = None) -> Obj:
     route: Obj = {"cluster": names.ADMIN_CLUSTER, "timeout": "5s"}
     if rewrite:
         route["prefix_rewrite"] = rewrite
@@ -82,7 +83,7 @@ def _admin_route_listener(name: str, port: int, path: str, rewrite: str | None) 
                         "name": name, "domains": ["*"],
                         "routes": [{"match": {"path": path}, "route": route}],
                     }]},
-                    "http_filters": [router_filter()],
+                    "http_filters": [*(filters or []), router_filter()],
                 }),
         }]}],
     }
@@ -94,7 +95,9 @@ def readiness_listener() -> Obj:
                                  "/healthz/ready", "/ready")
 
 
-def prometheus_listener() -> Obj:
-    """15090: GET /stats/prometheus serves Envoy's stats in Prometheus format."""
+def prometheus_listener(node_id: str | None = None) -> Obj:
+    """15090: GET /stats/prometheus serves Envoy's stats in Prometheus format; with the
+    proxy's `node_id`, followed by its Istio series from the metrics service."""
     return _admin_route_listener(names.PROMETHEUS_LISTENER, names.PROMETHEUS_PORT,
-                                 "/stats/prometheus", None)
+                                 "/stats/prometheus", None,
+                                 telemetry.prometheus_filters(node_id) if node_id else None)

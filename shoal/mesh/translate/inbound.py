@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.mesh.meshconfig import MeshConfig
-from shoal.mesh.translate import fixed, names, tls
+from shoal.mesh.translate import fixed, names, telemetry, tls
 from shoal.mesh.translate.model import ContainerPort, is_http
 from shoal.mesh.translate.peerauth import DISABLE, PERMISSIVE, MtlsPolicy
 from shoal.mesh.translate.protos import typed
@@ -48,7 +48,8 @@ def _inbound_filter(port: int, http: bool, cluster: str) -> Obj:
     if not http:
         return {"name": "envoy.filters.network.tcp_proxy",
                 "typed_config": typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                                      {"stat_prefix": cluster, "cluster": cluster})}
+                                      {"stat_prefix": cluster, "cluster": cluster,
+                                       **telemetry.tcp_proxy_logging(telemetry.INBOUND)})}
     return {"name": "envoy.filters.network.http_connection_manager",
             "typed_config": typed(
                 "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -64,6 +65,7 @@ def _inbound_filter(port: int, http: bool, cluster: str) -> Obj:
                     "forward_client_cert_details": "SANITIZE_SET",
                     "set_current_client_cert_details": {"uri": True},
                     "use_remote_address": False,
+                    "access_log": telemetry.access_logs(telemetry.INBOUND),
                 })}
 
 

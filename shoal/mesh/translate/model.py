@@ -19,7 +19,7 @@ PeerAuthentication does not DISABLE mTLS on that port (Istio's auto-mTLS).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Iterable
 
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ENDPOINTS, PODS, SERVICES, ClusterState
@@ -160,6 +160,30 @@ def selects(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
     return selector.items() <= labels.items()
 
 
+class PodLabelIndex:
+    """Pods of one namespace indexed by (label, value), so an equality selector costs
+    the size of its smallest label's set instead of a scan of every pod. `select`
+    answers exactly as `selects` over the pods, in their original order."""
+
+    def __init__(self, pods: Iterable[Obj]) -> None:
+        self._pods = list(pods)
+        self._by_label: dict[tuple[str, str], list[int]] = {}
+        for i, pod in enumerate(self._pods):
+            for item in (pod["metadata"].get("labels") or {}).items():
+                self._by_label.setdefault(item, []).append(i)
+
+    def select(self, selector: dict[str, str] | None) -> list[Obj]:
+        if not selector:
+            return []
+        try:
+            candidates = [self._by_label.get(item, ()) for item in selector.items()]
+        except TypeError:  # a value that is not a string (unhashable): scan
+            return [p for p in self._pods if selects(selector, p["metadata"].get("labels") or {})]
+        smallest = min(candidates, key=len)
+        return [self._pods[i] for i in smallest
+                if selector.items() <= (self._pods[i]["metadata"].get("labels") or {}).items()]
+
+
 def proxy_identity(pod: Obj, state: ClusterState | None = None) -> ProxyIdentity:
     """The identity of the sidecar in `pod`: service account, IP, app ports, labels."""
     meta, spec = pod.get("metadata", {}), pod.get("spec", {})
@@ -221,6 +245,8 @@ def mesh_services(state: ClusterState, mesh: MeshConfig) -> list[MeshService]:
     for p in state.list(PODS):
         pods_by_ns.setdefault(p["metadata"].get("namespace", "default"), []).append(p)
     by_ip_ns = {ns: {pod_ip(p): p for p in pods if pod_ip(p)} for ns, pods in pods_by_ns.items()}
+    by_label_ns = {ns: PodLabelIndex(pods) for ns, pods in pods_by_ns.items()}
+    no_pods = PodLabelIndex(())
     for svc in state.list(SERVICES):
         meta, spec = svc["metadata"], svc.get("spec", {})
         ns = meta.get("namespace", "default")
@@ -239,8 +265,7 @@ def mesh_services(state: ClusterState, mesh: MeshConfig) -> list[MeshService]:
             for p in spec.get("ports") or [] if (p.get("protocol") or "TCP") == "TCP"
         )
         selector = spec.get("selector")
-        selected = [pod for pod in pods_by_ns.get(ns, ())
-                    if selects(selector, pod["metadata"].get("labels") or {})]
+        selected = by_label_ns.get(ns, no_pods).select(selector)
         by_ip = by_ip_ns.get(ns, {})
         endpoints = _endpoints(state, mesh, svc, ports, selected, by_ip)
         accounts = sorted({

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.mesh.meshconfig import REGISTRY_ONLY, MeshConfig
-from shoal.mesh.translate import fixed, names, routes
+from shoal.mesh.translate import fixed, names, routes, telemetry
 from shoal.mesh.translate.model import MeshService
 from shoal.mesh.translate.protos import ADS_SOURCE, typed
 from shoal.mesh.translate.virtualservice import ClientKey, VirtualServiceIndex
@@ -45,7 +45,8 @@ def _tcp_proxy(stat_prefix: str, cluster: str, destination: Obj | None = None) -
     a VirtualService tcp/tls rule) when given."""
     return {"name": "envoy.filters.network.tcp_proxy",
             "typed_config": typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                                  {"stat_prefix": stat_prefix, **(destination or {"cluster": cluster})})}
+                                  {"stat_prefix": stat_prefix, **(destination or {"cluster": cluster}),
+                                   **telemetry.tcp_proxy_logging(telemetry.OUTBOUND)})}
 
 
 def _outbound_hcm(port: int) -> Obj:
@@ -59,6 +60,7 @@ def _outbound_hcm(port: int) -> Obj:
                     "http_filters": HTTP_FILTERS,
                     "codec_type": "AUTO",
                     "use_remote_address": False,
+                    "access_log": telemetry.access_logs(telemetry.OUTBOUND),
                 })}
 
 
