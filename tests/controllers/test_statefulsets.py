@@ -158,9 +158,14 @@ async def test_rolling_update_with_partition_then_complete(cluster):
         return got if got == {"web-0": "web:v1", "web-1": "web:v1", "web-2": "web:v2"} else None
 
     await eventually(partitioned)
-    s = await client.get("statefulsets.apps", "default", "web")
-    assert s["status"]["currentRevision"] == old != s["status"]["updateRevision"]
-    assert s["status"]["updatedReplicas"] == 1
+
+    async def partitioned_status():
+        s = await client.get("statefulsets.apps", "default", "web")
+        return s["status"] if s["status"].get("updatedReplicas") == 1 else None
+
+    status = await eventually(partitioned_status)
+    assert status["currentRevision"] == old != status["updateRevision"]
+    assert status["currentReplicas"] == 2
 
     await patch(client, "statefulsets.apps", "default", "web",
                 {"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})
@@ -204,3 +209,32 @@ async def test_retention_delete_removes_claims_of_condemned_pods(cluster):
         return await claims() == ["www-web-0"]
 
     await eventually(one)
+
+
+async def test_going_back_to_an_old_template_renumbers_its_revision(cluster):
+    client, manager, kubelet = cluster
+    await client.create("statefulsets.apps", sts(replicas=1))
+
+    async def revisions():
+        items, _ = await client.list("controllerrevisions.apps", "default")
+        return sorted((r["revision"], r["metadata"]["name"]) for r in items)
+
+    async def count(n):
+        got = await revisions()
+        return got if len(got) == n else None
+
+    ((_, first),) = await eventually(lambda: count(1))
+    for image in ("web:v2", "web:v1"):
+        await patch(client, "statefulsets.apps", "default", "web",
+                    {"spec": {"template": sts(image=image)["spec"]["template"]}})
+        await eventually(lambda: count(2))
+
+    async def renumbered():
+        got = await revisions()
+        return got if got and got[-1] == (3, first) else None
+
+    got = await eventually(renumbered)
+    assert [n for n, _ in got] == [2, 3]
+    revision = await client.get("controllerrevisions.apps", "default", first)
+    assert revision["data"]["spec"]["template"]["$patch"] == "replace"
+    assert revision["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
