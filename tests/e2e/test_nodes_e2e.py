@@ -132,6 +132,9 @@ def test_daemonset_runs_its_one_pod(shoal):
     assert new["metadata"]["name"] != pod["metadata"]["name"]
     revisions = shoal.kubectl("get", "controllerrevisions", "-o", "name").stdout.split()
     assert len(revisions) == 2
+    # the "all" category (from discovery) takes in daemon sets and their pods
+    everything = shoal.kubectl("get", "all", "-o", "name").stdout.split()
+    assert "daemonset.apps/agent" in everything and f"pod/{new['metadata']['name']}" in everything
 
 
 def test_statefulset_with_selector_not_matching_template_is_refused(shoal):
