@@ -70,6 +70,7 @@ _KIND_FIELDS: dict[str, dict[str, Callable[[Mapping], Any]]] = {
     },
     "Secret": {"type": _path("type")},
     "Namespace": {"status.phase": _path("status", "phase")},
+    "Node": {"spec.unschedulable": lambda o: bool(_path("spec", "unschedulable")(o))},
     "ReplicaSet": {"status.replicas": lambda o: int(_path("status", "replicas")(o) or 0)},
 }
 

@@ -3,7 +3,8 @@
 One registry maps every kind to a `ResourceType` (what discovery, REST paths and the CLI
 need) and to its behaviour: a structural schema (see `shoal.api.schema`), a defaulter
 a semantic validator and a `shoal.api.strategy.Strategy` (the hooks the generic registry
-calls around create, update and delete). Built-in kinds (core/v1 and apps/v1) are registered when this
+calls around create, update and delete). Built-in kinds (core/v1, apps/v1 and the node
+Lease, coordination.k8s.io/v1) are registered when this
 module is imported; later kinds (Istio's, from `shoal.mesh`) call `register()` and then
 behave like built-ins everywhere: `by_kind`, `by_resource`, `by_path`, `all_types`,
 `defaults.apply_defaults` and `validation.validate`.
@@ -23,8 +24,8 @@ from typing import Any, Callable
 from shoal.api import errors
 from shoal.api import schema as schemas
 from shoal.api import strategy as strategies
-from shoal.api.builtin import (batch, configs, cronjobs, events, namespaces, podstrategy, pods,
-                               services, storage, workloads)
+from shoal.api.builtin import (batch, configs, cronjobs, events, namespaces, nodes, podstrategy,
+                               pods, services, sets, storage, workloads)
 from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -245,6 +246,20 @@ _builtin(ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("status",)
 _builtin(ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("status",),
                       categories=("all",)),
          "V1CronJob", cronjobs.default_cronjob, cronjobs.validate_cronjob)
+
+_builtin(ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), ("status",)),
+         "V1Node", None, nodes.validate_node, strategy=nodes.NodeStrategy())
+_builtin(ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+         "V1Lease", None, nodes.validate_lease)
+_builtin(ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",),
+                      ("status", "scale"), categories=("all",)),
+         "V1StatefulSet", sets.default_statefulset, sets.validate_statefulset)
+_builtin(ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",),
+                      ("status",), categories=("all",)),
+         "V1DaemonSet", sets.default_daemonset, sets.validate_daemonset)
+_builtin(ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions",
+                      "controllerrevision", True),
+         "V1ControllerRevision", None, sets.validate_controllerrevision)
 
 BUILTIN_MODELS = [reg.schema for reg in _registry.values()]
 """Client model names of the built-in kinds (for `schema.warm_up`)."""

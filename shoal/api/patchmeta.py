@@ -85,6 +85,12 @@ TYPES: dict[str, dict[str, Field]] = {
     "Namespace": {"status": struct("ConditionsStatus")},
     "PersistentVolumeClaim": {"status": struct("ConditionsStatus")},
     "ServiceAccount": {"secrets": merge_by("name")},
+    "StatefulSetSpec": {"template": struct("PodTemplateSpec")},
+    "DaemonSetSpec": {"template": struct("PodTemplateSpec")},  # updateStrategy: retainKeys
+    "StatefulSet": {"spec": struct("StatefulSetSpec"), "status": struct("ConditionsStatus")},
+    "DaemonSet": {"spec": struct("DaemonSetSpec"), "status": struct("ConditionsStatus")},
+    "NodeStatus": {"conditions": merge_by("type"), "addresses": merge_by("type")},
+    "Node": {"status": struct("NodeStatus")},
     # Endpoints (subsets), ConfigMap, Secret, Event: no list with a merge strategy
     # outside metadata.
 }
@@ -98,7 +104,7 @@ def root_type(kind: str) -> str:
 
 _HAS_OBJECT_META = {
     "Pod", "Deployment", "ReplicaSet", "Service", "Namespace", "PersistentVolumeClaim",
-    "ServiceAccount", "PodTemplateSpec", UNKNOWN_KIND,
+    "ServiceAccount", "PodTemplateSpec", "StatefulSet", "DaemonSet", "Node", UNKNOWN_KIND,
 }
 
 

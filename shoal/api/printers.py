@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Iterable, Mapping
 
-from shoal.api import batchprint, podprint, selectors
+from shoal.api import batchprint, podprint, selectors, setprint
 from shoal.api import printcells as cells
 
 Obj = Mapping[str, Any]
@@ -324,6 +324,7 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], _Printer]] = {
     "PersistentVolumeClaim": (_PVC_COLUMNS, _pvc_row),
     "Job": (batchprint.JOB_COLUMNS, batchprint.job_row),
     "CronJob": (batchprint.CRONJOB_COLUMNS, batchprint.cronjob_row),
+    **setprint.PRINTERS,
 }
 _DEFAULT = ([NAME, AGE], _default_row)
 

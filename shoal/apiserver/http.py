@@ -203,6 +203,8 @@ class ApiServer:
             }
             if rt.short_names:
                 entry["shortNames"] = list(rt.short_names)
+            if rt.categories:
+                entry["categories"] = list(rt.categories)  # `kubectl get all`
             resources.append(entry)
             for sub in rt.subresources:
                 if (rt.resource, sub) in self._subresources:

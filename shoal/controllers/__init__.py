@@ -26,7 +26,10 @@ Modules (each opens with its design and concurrency rules):
 - `gc`          GarbageCollector (ownerReferences; Background, Foreground, Orphan)
 - `namespace`   NamespaceController (lifecycle, default ServiceAccount, root CA)
 - `endpoints`   EndpointsController and the pure `build_subsets`
-- `scheduler`   Scheduler (binds pods to Settings.node_name)
+- `scheduler`   Scheduler (binds pods to Settings.node_name when they fit its Node;
+                `scheduling` holds the pure filters)
+- `statefulsets`, `daemonsets`  StatefulSet (`statefulsetplan`: pure plan) and DaemonSet
+                controllers; `revisions`: their ControllerRevisions
 - `events`      EventRecorder (used by the node agent too)
 - `eventttl`    EventTTL (deletes Events older than an hour)
 - `rollout`, `pods`  pure math: maxSurge/maxUnavailable, status, pod ranking
@@ -51,6 +54,8 @@ from shoal.controllers.jobs import JobController
 from shoal.controllers.namespace import NamespaceController, ensure_namespaces
 from shoal.controllers.replicaset import ReplicaSetController
 from shoal.controllers.scheduler import Scheduler
+from shoal.controllers.statefulsets import StatefulSetController
+from shoal.controllers.daemonsets import DaemonSetController
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +91,8 @@ def build_manager(client: ApiClient, settings: Settings,
                             ca_cert=settings.pki_dir / "ca.crt").controller(),
         EndpointsController(manager, EventRecorder(client, "endpoint-controller")).controller(),
         Scheduler(manager, EventRecorder(client, "default-scheduler"), node).controller(),
+        StatefulSetController(manager, EventRecorder(client, "statefulset-controller")).controller(),
+        DaemonSetController(manager, EventRecorder(client, "daemonset-controller")).controller(),
         EventTTL(manager, ttl=options.event_ttl,
                  interval=options.event_sweep_interval).controller(),
         JobController(manager, EventRecorder(client, "job-controller"),

@@ -47,6 +47,7 @@ ORPHAN = "orphan"
 COLLECTED = (
     "deployments.apps", "replicasets.apps", "pods", "services", "endpoints", "configmaps",
     "secrets", "serviceaccounts", "persistentvolumeclaims",
+    "statefulsets.apps", "daemonsets.apps", "controllerrevisions.apps", "leases",
 )
 """Resources whose objects can be owners or dependents."""
 

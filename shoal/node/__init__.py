@@ -18,7 +18,8 @@ mesh's implementation of the hooks (`shoal.mesh.sidecar.MeshHooks`) is passed in
 Logs/exec on pods: `shoal.node.access.resolve_container(client, settings, ns, pod,
 container=None, previous=False) -> (container_id, log_path)`.
 
-Modules: agent (watches, NodeServices for the workers), services (the NodeServices
+Modules: agent (watches, NodeServices for the workers), nodestatus (the Node object,
+its heartbeat and Lease), services (the NodeServices
 protocol), worker (per-pod sync, executes), lifecycle (pure lifecycle decisions), status
 and views (pure status), observed (runtime -> observations), containers (container
 operations and their index), instances (probe loops, exit waiters, handlers), stopping
@@ -52,6 +53,7 @@ from shoal.node.errors import (
     VolumeError,
 )
 from shoal.node.hooks import ContainerPlan, NoHooks, PodHooks
+from shoal.node.nodestatus import NodeStatusReporter
 from shoal.node.provisioner import LocalPathProvisioner
 from shoal.node.seams import ContainerRuntime, EventSink, ImageSource, PodNetworkPort
 from shoal.runtime import Runtime
@@ -72,6 +74,7 @@ __all__ = [
     "NodeAgent",
     "NodeError",
     "NodeHandle",
+    "NodeStatusReporter",
     "VolumeError",
     "build_runtime",
     "run_node",
@@ -85,9 +88,13 @@ DEFAULT_CGROUP_PARENT = "shoal"
 class NodeHandle:
     agent: NodeAgent
     provisioner: LocalPathProvisioner
+    status: NodeStatusReporter | None = None
+    """The Node object's registration, heartbeat and Lease."""
 
     async def stop(self) -> None:
-        """Stop the agent and provisioner; leave every container running."""
+        """Stop the heartbeat, agent and provisioner; leave every container running."""
+        if self.status is not None:
+            await self.status.stop()
         await self.provisioner.stop()
         await self.agent.stop()
 
@@ -109,18 +116,27 @@ async def run_node(
     backoff: BackoffPolicy = BackoffPolicy(),
     resync_seconds: float = 10.0,
     probe_time_scale: float = 1.0,
+    node_heartbeat_seconds: float = 10.0,
 ) -> NodeHandle:
-    """Start the node agent and the local-path provisioner for `settings.node_name`
-    (the network's host setup is the caller's, done once per process)."""
+    """Start the node agent, the local-path provisioner and the Node's heartbeat
+    (`nodestatus`) for `settings.node_name` (the network's host setup is the caller's,
+    done once per process)."""
     settings.pods_dir.mkdir(parents=True, exist_ok=True)
     settings.volumes_dir.mkdir(parents=True, exist_ok=True)
     agent = NodeAgent(client, settings, runtime=runtime, images=images, network=network, recorder=recorder,
                       backoff=backoff, resync_seconds=resync_seconds, probe_time_scale=probe_time_scale,
                       hooks=hooks)
+    # The Node first, so the scheduler can place pods on it as the agent starts.
+    status = NodeStatusReporter(client, settings.node_name, settings.state_dir,
+                                internal_ip=network.gateway or "127.0.0.1",
+                                pod_cidr=settings.pod_cidr,
+                                runtime_binary=getattr(runtime, "runtime_binary", "runc"),
+                                recorder=recorder, heartbeat=node_heartbeat_seconds)
+    await status.start()
     provisioner = LocalPathProvisioner(client, settings)
     await provisioner.start()
     await agent.start()
-    return NodeHandle(agent, provisioner)
+    return NodeHandle(agent, provisioner, status)
 
 
 async def teardown_node(settings: Settings, *, runtime: ContainerRuntime, images: ImageSource | None,

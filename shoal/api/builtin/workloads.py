@@ -49,7 +49,7 @@ def _default_template(spec: dict[str, Any]) -> None:
 
 def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> Errs:
     spec = as_dict(obj.get("spec"))
-    errs = _validate_replicated(spec, "deployment")
+    errs = validate_replicated(spec, "deployment")
     errs += _validate_strategy(as_dict(spec.get("strategy")), "spec.strategy")
     errs += f.at_least("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"), 0)
     deadline = spec.get("progressDeadlineSeconds")
@@ -66,15 +66,16 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> Errs
 
 def validate_replicaset(obj: dict[str, Any], old: dict[str, Any] | None) -> Errs:
     spec = as_dict(obj.get("spec"))
-    errs = _validate_replicated(spec, "replicaset")
+    errs = validate_replicated(spec, "replicaset")
     if old is not None:
         errs += f.immutable("spec.selector", spec.get("selector"),
                             as_dict(old.get("spec")).get("selector"))
     return errs
 
 
-def _validate_replicated(spec: dict[str, Any], what: str) -> Errs:
-    """What Deployments and ReplicaSets share: replicas, selector, template."""
+def validate_replicated(spec: dict[str, Any], what: str) -> Errs:
+    """What Deployments, ReplicaSets, StatefulSets and DaemonSets share: replicas,
+    selector, template (`what` names the kind in the empty-selector message)."""
     errs = f.at_least("spec.replicas", spec.get("replicas"), 0)
     errs += f.at_least("spec.minReadySeconds", spec.get("minReadySeconds"), 0)
     selector = spec.get("selector")
@@ -116,8 +117,8 @@ def _validate_strategy(strategy: dict[str, Any], path: str) -> Errs:
     rolling = as_dict(rolling)
     rpath = f"{path}.rollingUpdate"
     surge, unavailable = rolling.get("maxSurge"), rolling.get("maxUnavailable")
-    errs += _int_or_percent(f"{rpath}.maxUnavailable", unavailable)
-    errs += _int_or_percent(f"{rpath}.maxSurge", surge)
+    errs += int_or_percent(f"{rpath}.maxUnavailable", unavailable)
+    errs += int_or_percent(f"{rpath}.maxSurge", surge)
     if _is_zero(surge) and _is_zero(unavailable):
         errs.append(errors.invalid(f"{rpath}.maxUnavailable", unavailable,
                                    "may not be 0 when `maxSurge` is 0"))
@@ -128,7 +129,7 @@ def _validate_strategy(strategy: dict[str, Any], path: str) -> Errs:
     return errs
 
 
-def _int_or_percent(path: str, value: Any) -> Errs:
+def int_or_percent(path: str, value: Any) -> Errs:
     if f.is_int(value):
         return f.at_least(path, value, 0)
     if isinstance(value, str):
