@@ -32,7 +32,7 @@ from aiohttp import web
 
 from shoal.api import validation
 from shoal.api.client import ApiClient
-from shoal.apiserver import pki
+from shoal.apiserver import pki, streams as pod_streams
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
@@ -49,6 +49,7 @@ from shoal.mesh.apisource import ApiSource
 from shoal.mesh.sidecar import MeshHooks
 from shoal.mesh.status import start_status_writer
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
+from shoal.node.streams import NodeStreams
 from shoal.node import DEFAULT_CGROUP_PARENT, BackoffPolicy, NodeHandle, PodHooks, build_runtime, run_node
 from shoal.runtime import Runtime
 from shoal.store import Allocations, Store
@@ -110,6 +111,10 @@ class Daemon:
 
         creds = pki.ensure_credentials(s)
         server = ApiServer(registry, creds.token)
+        # -- pod streams: pods/log, exec, attach (the node's NodeStreams behind the
+        # apiserver's PodStreams protocol), served through add_subresource ----------------
+        pod_streams.install(server, NodeStreams(self.client, s, build_runtime(s)))
+        # -- end pod streams ----------------------------------------------------------------
         server.app.router.add_get("/shoal/v1/mesh/status", self._mesh_status)
         runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=2)
         await runner.setup()
