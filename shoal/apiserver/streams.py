@@ -1,4 +1,5 @@
-"""Pod streaming subresources as Kubernetes serves them: `pods/log`, `pods/exec`, `pods/attach`.
+"""Pod streaming subresources as Kubernetes serves them: `pods/log`, `pods/exec`,
+`pods/attach` (here and in `channels`) and `pods/portforward` (`portforward`).
 
 The handlers here speak HTTP/WebSocket only; what runs in the pod comes through the
 `PodStreams` protocol, which the node implements (`shoal.node.streams`) and the daemon
@@ -40,7 +41,7 @@ from aiohttp import web
 
 from shoal import timestamps
 from shoal.api import errors
-from shoal.apiserver import channels
+from shoal.apiserver import channels, portforward
 from shoal.apiserver.http import ApiServer
 from shoal.apiserver.verbs import Target
 from shoal.tasks import cancel_and_wait
@@ -85,7 +86,7 @@ class ProcessIO(channels.ProcessIO, Protocol):
     """One exec or attach session, prepared but not started (see `channels.ProcessIO`)."""
 
 
-class PodStreams(Protocol):
+class PodStreams(portforward.PodPorts, Protocol):
     """What the API server needs from the node for the streaming subresources.
 
     Each `open_*` checks the pod and container first and raises a `StatusError` worded
@@ -264,8 +265,10 @@ async def _client_gone(request: web.Request) -> None:
 
 
 def install(server: ApiServer, streams: PodStreams) -> None:
-    """Serve pods/log, pods/exec and pods/attach on `server` (before it serves)."""
+    """Serve pods/log, pods/exec, pods/attach and pods/portforward on `server` (before
+    it serves)."""
     handlers = StreamHandlers(streams)
     server.add_subresource("pods", "log", handlers.logs, ("get",))
     server.add_subresource("pods", "exec", handlers.exec, ("create", "get"))
     server.add_subresource("pods", "attach", handlers.attach, ("create", "get"))
+    server.add_subresource("pods", "portforward", portforward.PortForwardHandler(streams), ("create", "get"))

@@ -35,6 +35,7 @@ from shoal.api.client import ApiClient
 from shoal.apiserver.channels import STDERR, STDOUT
 from shoal.apiserver.streams import ExecOptions, LogEntry, LogOptions
 from shoal.config import Settings
+from shoal.node import probes
 from shoal.node.access import resolve_container
 from shoal.node.errors import ContainerNotFound
 from shoal.runtime import Runtime
@@ -45,6 +46,7 @@ from shoal.tasks import cancel_and_wait
 
 READ_CHUNK = 65536
 PID_FILE_WAIT_S = 2.0
+PORT_CONNECT_TIMEOUT_S = 10.0
 
 
 def choose_container(pod: dict[str, Any], container: str | None) -> str:
@@ -134,6 +136,30 @@ class NodeStreams:
                                "exec", "--process", str(process), "--pid-file", str(pid), cid),
                            command=options.command, tty=options.tty, stdin=options.stdin)
 
+    async def check_ports(self, namespace: str, pod: str) -> None:
+        check_streamable(await self._pod(namespace, pod), "forward ports of")
+
+    async def open_port(self, namespace: str, pod: str, port: int) -> tuple[asyncio.StreamReader,
+                                                                            asyncio.StreamWriter]:
+        """Connect to 127.0.0.1:port inside the pod's network namespace, as kubelet does
+        (so a meshed pod's sidecar capture is not in the way); a host-network pod's port
+        is the host's."""
+        obj = await self._pod(namespace, pod)
+        check_streamable(obj, "forward ports of")
+        netns = None
+        for name in [c["name"] for c in (obj.get("spec") or {}).get("containers") or []]:
+            try:
+                cid, _ = await resolve_container(self.client, self.settings, namespace, pod, name)
+            except ContainerNotFound:
+                continue
+            if await self._running(cid):
+                config = json.loads(await asyncio.to_thread(self.runtime.paths.config(cid).read_text))
+                netns = network_namespace(config)
+                break
+        else:
+            raise errors.BadRequest(f"pod {pod} has no running container to forward ports to")
+        return await probes.open_stream("127.0.0.1", port, PORT_CONNECT_TIMEOUT_S, netns=netns)
+
     async def open_attach(self, namespace: str, pod: str, options: ExecOptions) -> "AttachSession":
         cid = await self._running_container(namespace, pod, options.container, "attach to")
         return AttachSession(self.runtime.paths.container(cid), stdin=options.stdin)
@@ -151,6 +177,14 @@ def exec_process(container_process: dict[str, Any], command: tuple[str, ...], *,
     if tty and size is not None:
         process["consoleSize"] = {"width": size[0], "height": size[1]}
     return process
+
+
+def network_namespace(config: dict[str, Any]) -> str | None:
+    """The netns path an OCI config joins; None when it shares the host's."""
+    for ns in (config.get("linux") or {}).get("namespaces") or []:
+        if ns.get("type") == "network":
+            return ns.get("path") or None
+    return None
 
 
 def _set_size(fd: int, width: int, height: int) -> None:

@@ -7,13 +7,14 @@ import datetime as dt
 import json
 import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from shoal import timestamps
-from tests.daemon_harness import ShoalInstance, wait_for
+from tests.daemon_harness import ShoalInstance, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +69,17 @@ spec:
     stdin: true
     tty: true
     command: ["sh"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www"]
 """
 
 
@@ -78,7 +90,7 @@ def daemon(tmp_path_factory):
         inst.shoal("image", "bootstrap", "busybox", "--busybox")
         inst.start()
         inst.kubectl("apply", "-f", "-", input=PODS)
-        for pod in ("talk", "duo", "tty"):
+        for pod in ("talk", "duo", "tty", "web"):
             inst.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=90s")
         yield inst
     finally:
@@ -303,3 +315,124 @@ def test_python_client_tty_resize_mid_session(daemon):
         assert resp.returncode == 6
     finally:
         resp.close()
+
+
+def core_api(daemon):
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(str(daemon.kubeconfig)))
+
+
+def http_get_through_forward(api, path: str = "/") -> bytes:
+    from kubernetes.stream import portforward
+
+    pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="80")
+    sock = pf.socket(80)
+    try:
+        sock.settimeout(10)
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: web\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+    finally:
+        sock.close()
+
+
+def test_port_forward_serves_100_requests(daemon):
+    api = core_api(daemon)
+    started = time.monotonic()
+    answers = [http_get_through_forward(api) for _ in range(100)]
+    elapsed = time.monotonic() - started
+    assert all(a.startswith(b"HTTP/1.") and a.endswith(b"hello-from-web\n") for a in answers)
+    assert elapsed < 30, f"100 forwarded requests took {elapsed:.1f}s"
+
+
+def test_port_forward_to_a_closed_port_says_why(daemon):
+    from kubernetes.stream import portforward
+
+    pf = portforward(core_api(daemon).connect_get_namespaced_pod_portforward, "web", "default", ports="81")
+    sock = pf.socket(81)
+    sock.settimeout(10)
+    assert sock.recv(100) == b""
+    assert pf.error(81) == ("error forwarding port 81 to pod web: failed to connect to localhost:81 inside "
+                            "the pod's network namespace: connection refused")
+
+
+VANISHING_CLIENT = """
+import os, sys
+from kubernetes import client, config
+from kubernetes.stream import portforward
+api = client.CoreV1Api(config.new_client_from_config(sys.argv[1]))
+pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="80")
+pf.socket(80).sendall(b"GET / HTTP/1.0\\r\\n")  # half a request, then gone
+print("sent", flush=True)
+sys.stdin.readline()
+os._exit(0)
+"""
+
+
+def test_port_forward_survives_a_client_vanishing(daemon):
+    api = core_api(daemon)
+    http_get_through_forward(api)
+    fds_before = len(list(Path(f"/proc/{daemon.pid}/fd").iterdir()))
+    clients = [subprocess.Popen([sys.executable, "-c", VANISHING_CLIENT, str(daemon.kubeconfig)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(5)]
+    for c in clients:
+        assert c.stdout.readline() == "sent\n"
+    for c in clients:
+        c.kill()
+        c.wait()
+    assert http_get_through_forward(api).endswith(b"hello-from-web\n")
+    wait_for(lambda: len(list(Path(f"/proc/{daemon.pid}/fd").iterdir())) <= fds_before + 2, timeout=10,
+             what="the daemon's fds back to where they were")
+
+
+def test_kubectl_port_forward_is_refused_with_the_reason(daemon):
+    # kubectl 1.32 speaks SPDY (tunnelled in WebSocket, then plain); shoal serves no SPDY
+    r = daemon.kubectl("port-forward", "pod/web", f"{free_port()}:80", check=False, timeout=30)
+    assert r.returncode != 0
+    assert "SPDY" in r.stderr and "not supported" in r.stderr
+
+
+def test_malformed_frames_end_nothing(daemon):
+    import asyncio
+    import ssl
+
+    import aiohttp
+
+    async def session() -> list[tuple[int, bytes]]:
+        ctx = ssl.create_default_context(cafile=daemon.ca)
+        url = (f"{daemon.url}/api/v1/namespaces/default/pods/talk/exec?command=cat&stdin=true"
+               "&stdout=true&stderr=true")
+        got = []
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(url, ssl=ctx, protocols=["v5.channel.k8s.io"],
+                                       headers={"Authorization": f"Bearer {daemon.token}"}) as ws:
+                for junk in (b"", b"\x09whatever", b"\x04not json", b"\x04{\"Width\": -1}", b"\xff"):
+                    await ws.send_bytes(junk)
+                await ws.send_str("")
+                await ws.send_bytes(b"\x00still here\n")
+                await ws.send_bytes(b"\xff\x00")  # v5: stdin closed
+                async for msg in ws:
+                    got.append((msg.data[0], msg.data[1:]))
+        return got
+
+    got = asyncio.run(session())
+    assert (1, b"still here\n") in got
+    assert got[-1][0] == 3 and json.loads(got[-1][1])["status"] == "Success"
+
+
+def test_exec_without_a_websocket_is_refused_with_the_reason(daemon):
+    import httpx
+    import ssl
+
+    with httpx.Client(base_url=daemon.url, verify=ssl.create_default_context(cafile=daemon.ca),
+                      headers={"Authorization": f"Bearer {daemon.token}"}, timeout=30) as api:
+        r = api.post("/api/v1/namespaces/default/pods/talk/exec", params={"command": "true"},
+                     headers={"X-Stream-Protocol-Version": "v4.channel.k8s.io"})
+        assert r.status_code == 400
+        assert "SPDY is not supported" in r.json()["message"]
+        assert exec_processes(daemon) == []  # nothing was started for it
+        r = api.get("/api/v1/namespaces/default/pods/talk/exec")
+        assert r.status_code == 400 and r.json()["message"].startswith("command:")
