@@ -72,6 +72,18 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: done, namespace: default}
+spec:
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo finished"]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: web, namespace: default}
 spec:
   terminationGracePeriodSeconds: 1
@@ -193,6 +205,30 @@ def test_exec_errors_read_like_kubernetes(daemon):
     assert "container nope is not valid for pod duo" in r.stderr
     r = daemon.kubectl("exec", "ghost", "--", "true", check=False)
     assert r.returncode != 0 and 'pods "ghost" not found' in r.stderr
+
+
+def test_exec_into_a_completed_pod_or_a_stopped_container_reads_like_kubernetes(daemon):
+    wait_for(lambda: "Succeeded" in daemon.kubectl("get", "pod", "done", "-o", "jsonpath={.status.phase}").stdout,
+             what="pod done to succeed")
+    r = daemon.kubectl("exec", "done", "--", "true", check=False)
+    assert r.returncode != 0
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" in r.stderr
+    # the API says the same to a client that does not check first (the Python client)
+    from kubernetes.client.rest import ApiException
+    from kubernetes.stream import stream
+
+    with pytest.raises(ApiException) as refused:
+        stream(core_api(daemon).connect_get_namespaced_pod_exec, "done", "default", command=["true"],
+               stderr=True, stdin=False, stdout=True, tty=False)
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" in str(refused.value)
+    assert daemon.kubectl("logs", "done").stdout == "finished\n"  # its log stays readable
+
+    def between_restarts():  # crash's container runs 2 s, then waits out its back-off
+        r = daemon.kubectl("exec", "crash", "--", "true", check=False)
+        return r.stderr if r.returncode != 0 else None
+
+    stopped = wait_for(between_restarts, timeout=60, interval=0.3, what="exec into crash while it is down")
+    assert 'container not found ("main")' in stopped
 
 
 def test_exec_tty_with_a_resize(daemon):
@@ -436,3 +472,16 @@ def test_exec_without_a_websocket_is_refused_with_the_reason(daemon):
         assert exec_processes(daemon) == []  # nothing was started for it
         r = api.get("/api/v1/namespaces/default/pods/talk/exec")
         assert r.status_code == 400 and r.json()["message"].startswith("command:")
+
+
+def test_shoal_logs_and_exec_go_through_the_api(daemon):
+    r = daemon.shoal("logs", "duo")
+    assert r.stdout == "from-a\n" and 'Defaulted container "a" out of: a, b' in r.stderr
+    assert daemon.shoal("logs", "duo", "-c", "b", "--timestamps").stdout.endswith("Z from-b\n")
+    assert daemon.shoal("logs", "talk", "--tail", "2").stdout == daemon.kubectl("logs", "talk", "--tail=2").stdout
+    r = daemon.shoal("exec", "-i", "talk", "--", "sh", "-c", "tr a-z A-Z; echo err >&2; exit 3",
+                     input="hello\n", check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "HELLO\n", "err\n")
+    r = daemon.shoal("exec", "done", "--", "true", check=False)
+    assert r.returncode == 1
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" in r.stderr
