@@ -8,6 +8,7 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -133,6 +134,8 @@ def test_logs_prints_lines_tail_timestamps_and_container_errors(daemon):
     assert dt.timedelta(0) <= age < dt.timedelta(minutes=5)
     assert daemon.kubectl("logs", "talk", "--limit-bytes=5").stdout == "one\nt"
     assert daemon.kubectl("logs", "talk", "--since=1h").stdout.startswith("one\n")
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert daemon.kubectl("logs", "talk", f"--since-time={later}").stdout == ""
 
     assert daemon.kubectl("logs", "duo", "-c", "b").stdout == "from-b\n"
     # kubectl picks the first container itself (and says so); the API refuses a guess
@@ -485,3 +488,44 @@ def test_shoal_logs_and_exec_go_through_the_api(daemon):
     r = daemon.shoal("exec", "done", "--", "true", check=False)
     assert r.returncode == 1
     assert "cannot exec into a container in a completed pod; current phase is Succeeded" in r.stderr
+
+
+def test_fifty_concurrent_execs_leave_nothing_behind(daemon):
+    fds_before = len(list(Path(f"/proc/{daemon.pid}/fd").iterdir()))
+    procs = [subprocess.Popen(["kubectl", "--kubeconfig", str(daemon.kubeconfig), "exec", "talk", "--",
+                               "sh", "-c", f"echo session-{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(50)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 50, [err for _, err in outs if err][:3]
+    assert sorted(out for out, _ in outs) == sorted(f"session-{i}\n" for i in range(50))
+    assert exec_processes(daemon) == []
+    wait_for(lambda: len(list(Path(f"/proc/{daemon.pid}/fd").iterdir())) <= fds_before + 2, timeout=10,
+             what="the daemon's fds back to where they were")
+
+
+def test_attach_without_stdin_sees_new_output(daemon):
+    proc = subprocess.Popen(["kubectl", "--kubeconfig", str(daemon.kubeconfig), "attach", "talk"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    word = f"attached-{secrets.token_hex(3)}"
+    seen = threading.Event()
+
+    def say_until_seen():  # pid 1's stdout is what attach relays; repeat until the relay is up
+        deadline = time.monotonic() + 20
+        while not seen.is_set() and time.monotonic() < deadline:
+            daemon.kubectl("exec", "talk", "--", "sh", "-c", f"echo {word} > /proc/1/fd/1")
+            time.sleep(0.5)
+        proc.kill()  # ends the readline below, seen or not
+
+    speaker = threading.Thread(target=say_until_seen)
+    speaker.start()
+    try:
+        for line in proc.stdout:
+            if line.strip() == word:
+                seen.set()
+                break
+        assert seen.is_set(), "attach did not relay the container's output"
+    finally:
+        seen.set()
+        speaker.join()
+        proc.kill()
+        proc.wait()
