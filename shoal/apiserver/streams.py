@@ -82,8 +82,8 @@ class ExecOptions:
     tty: bool
 
 
-class ProcessIO(channels.ProcessIO, Protocol):
-    """One exec or attach session, prepared but not started (see `channels.ProcessIO`)."""
+ProcessIO = channels.ProcessIO
+"""One exec or attach session, prepared by `open_exec`/`open_attach`, not yet started."""
 
 
 class PodStreams(portforward.PodPorts, Protocol):

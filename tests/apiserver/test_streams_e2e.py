@@ -1,5 +1,9 @@
-"""Pod streaming subresources (`pods/log`, `pods/exec`, `pods/attach`) through the real
-kubectl and the official Python client, against one real daemon for the module."""
+"""Pod streaming subresources through the real kubectl, the official Python client and
+`shoal logs/exec`, against one real daemon for the module: `pods/log` (tail, timestamps,
+limit-bytes, since, follow, previous), `pods/exec` (stdin, stderr, exit codes, tty with
+resizes, Kubernetes' refusals), `kubectl cp`, `pods/attach`, `pods/portforward` over
+WebSocket (the Python client; kubectl's SPDY is refused with the reason), malformed
+frames, and vanishing or concurrent clients leaving no process or fd behind."""
 
 from __future__ import annotations
 
