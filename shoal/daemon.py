@@ -32,7 +32,7 @@ from aiohttp import web
 
 from shoal.api import validation
 from shoal.api.client import ApiClient
-from shoal.apiserver import metrics as metrics_api, pki, podproxy
+from shoal.apiserver import metrics as metrics_api, pki, podproxy, streams as pod_streams
 from shoal.apiserver.admission import AdmissionChain
 from shoal.apiserver.http import ApiServer
 from shoal.apiserver.local import LocalClient, ensure_namespaces
@@ -50,6 +50,7 @@ from shoal.mesh.sidecar import MeshHooks
 from shoal.mesh.status import start_status_writer
 from shoal.mesh.telemetry import PodSockets, TelemetryService
 from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
+from shoal.node.streams import NodeStreams
 from shoal.node import DEFAULT_CGROUP_PARENT, BackoffPolicy, NodeHandle, PodHooks, build_runtime, run_node
 from shoal.node.metrics import CgroupUsage
 from shoal.runtime import Runtime
@@ -112,6 +113,10 @@ class Daemon:
 
         creds = pki.ensure_credentials(s)
         server = ApiServer(registry, creds.token)
+        # -- pod streams: pods/log, exec, attach (the node's NodeStreams behind the
+        # apiserver's PodStreams protocol), served through add_subresource ----------------
+        pod_streams.install(server, NodeStreams(self.client, s, build_runtime(s)))
+        # -- end pod streams ----------------------------------------------------------------
         server.app.router.add_get("/shoal/v1/mesh/status", self._mesh_status)
         # -- faces through the API: pods/proxy and metrics.k8s.io (node cgroup usage) --
         runtime = build_runtime(s)

@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 
 import click
 
+from shoal.cli import podstreams
 from shoal.cli.context import settings_from
 from shoal.runtime import (
     ContainerIntent, ContainerNotFound, ContainerStatus, Resources, Runtime, RuntimeFailure, create_container,
@@ -45,6 +46,8 @@ class Target:
 
     container_id: str | None
     log_path: Path
+    pod: podstreams.PodRef | None = None
+    """Set for a pod's container: `logs` and `exec` then go through the API."""
 
 
 @dataclass(frozen=True)
@@ -386,6 +389,10 @@ def logs(ctx: click.Context, follow: bool, tail: int | None, since: str | None, 
 
     async def main() -> None:
         target = await resolve(ctx, rt, Lookup(container, in_container, namespace, previous))
+        if target.pod is not None:  # a pod's container: pods/log, as kubectl reads it
+            await podstreams.print_logs(podstreams.kubeconfig_api(settings_from(ctx).kubeconfig_path), target.pod,
+                                        follow=follow, tail=tail, since=since_time, timestamps=timestamps)
+            return
         await _print_logs(rt, target, follow=follow, tail=tail, since=since_time, timestamps=timestamps)
 
     try:
@@ -426,13 +433,18 @@ def exec_(ctx: click.Context, interactive: bool, tty: bool, env: tuple[str, ...]
             raise click.UsageError("give the command after --")
     rt = _runtime(ctx)
     target = asyncio.run(resolve(ctx, rt, Lookup(container, in_container, namespace)))
+    if tty and not sys.stdin.isatty():
+        raise click.UsageError("-t needs a terminal on stdin; drop -t to pipe")
+    if target.pod is not None:  # a pod's container: pods/exec over WebSocket, as kubectl does
+        if env or user:
+            raise click.UsageError("-e/-u are for plain containers; a pod's exec runs as the container does")
+        api = podstreams.kubeconfig_api(settings_from(ctx).kubeconfig_path)
+        sys.exit(asyncio.run(podstreams.exec_in_pod(api, target.pod, command, stdin=interactive or tty, tty=tty)))
     if target.container_id is None:
         raise click.ClickException(f"{container}: not running")
     st = asyncio.run(rt.status(target.container_id))
     if st.state != "running":
         raise click.ClickException(f"{container} is {st.state}, not running")
-    if tty and not sys.stdin.isatty():
-        raise click.UsageError("-t needs a terminal on stdin; drop -t to pipe")
     code = rt.exec_interactive(target.container_id, list(command), tty=tty, stdin=interactive or tty,
                                env=list(env) or None, user=user)
     sys.exit(code)

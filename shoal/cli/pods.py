@@ -3,7 +3,9 @@
 A resolver for `shoal.cli.containers.RESOLVERS`: it asks the API for the pod (through
 the state dir's kubeconfig) and the node agent's `resolve_container` for the runtime
 container id and the CRI log file of the chosen container (the previous restart's with
-`-p`). Plain container names and ids are tried first by the runtime's own resolver.
+`-p`; `shoal stop/rm` use these). The target carries the pod (`podstreams.PodRef`), so
+`logs` and `exec` go through the API's pods/log and pods/exec as kubectl's do. Plain
+container names and ids are tried first by the runtime's own resolver.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import click
 
 from shoal.api import errors
 from shoal.client import HttpClient
+from shoal.cli import podstreams
 from shoal.cli.containers import Lookup, Target
 from shoal.cli.context import settings_from
 from shoal.node.access import resolve_container
@@ -36,4 +39,5 @@ async def resolve_pod(ctx: click.Context, rt: Runtime, lookup: Lookup) -> Target
         raise click.ClickException(str(exc)) from None
     except errors.ServiceUnavailable:
         return None
-    return Target(None if lookup.previous else cid, log_path)
+    pod = podstreams.PodRef(namespace, lookup.name, lookup.container, lookup.previous)
+    return Target(None if lookup.previous else cid, log_path, pod=pod)
