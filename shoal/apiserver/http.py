@@ -78,7 +78,7 @@ async def _error_middleware(request: web.Request, handler: Any) -> web.StreamRes
             return _status_response(errors.NotFound("the server could not find the requested resource"))
         if exc.status == 405:
             return _status_response(errors.MethodNotAllowed(
-                f"the server does not allow this method on the requested resource"))
+                "the server does not allow this method on the requested resource"))
         raise
     except (asyncio.CancelledError, ConnectionResetError):
         raise

@@ -7,7 +7,6 @@ import secrets
 import ssl
 import threading
 
-import ssl
 
 import httpx
 import pytest

@@ -84,7 +84,6 @@ async def test_crash_loop_backs_off_on_schedule(node):
         if waiting_reason(got) == "CrashLoopBackOff":
             saw_backoff = True
             assert "back-off" in cs["state"]["waiting"]["message"]
-        started = (cs.get("state", {}).get("terminated") or {}).get("startedAt")
         if cs and (not starts or starts[-1][0] != cs["restartCount"]):
             starts.append((cs["restartCount"], time.monotonic()))
         await asyncio.sleep(0.05)
