@@ -34,6 +34,7 @@ from shoal.runtime import (
     ContainerIntent, ContainerNotFound, ContainerStatus, Resources, Runtime, RuntimeFailure, create_container,
 )
 from shoal.runtime import logs as runtime_logs
+from shoal.images import ImageError, ImageStore
 
 LABEL_IMAGE = "io.shoal.image"
 LABEL_SNAPSHOT = "io.shoal.snapshot"
@@ -190,8 +191,6 @@ async def _print_logs(rt: Runtime, target: Target, *, follow: bool, tail: int | 
 def _remove_snapshot(ctx: click.Context, key: str | None) -> None:
     if not key:
         return
-    from shoal.images import ImageStore
-
     ImageStore(settings_from(ctx).images_dir).snapshots.remove(key)
 
 
@@ -226,8 +225,6 @@ def run(ctx: click.Context, remove: bool, detach: bool, name: str | None, env: t
         pids: int | None, cpus: float | None, workdir: str | None, user: str | None, entrypoint: str | None,
         network: str, interactive: bool, tty: bool, image: str, command: tuple[str, ...]) -> None:
     """Run IMAGE [COMMAND...] in a new container (COMMAND replaces the image's Cmd)."""
-    from shoal.images import ImageError, ImageStore
-
     rt = _runtime(ctx)
     cid = name if name and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name) else uuid.uuid4().hex[:12]
     for item in env:

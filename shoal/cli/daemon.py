@@ -78,6 +78,8 @@ def up(ctx: click.Context, detach: bool, api_port: int | None, api_host: str | N
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The composition root imports every layer (gRPC, Envoy's protos, ...): loaded only
+    # by `shoal up`, so that every other command starts fast.
     from shoal.daemon import serve
 
     serve(settings)
@@ -131,7 +133,7 @@ def down(ctx: click.Context) -> None:
         if daemon_pid(settings) == pid:
             os.kill(pid, signal.SIGKILL)
             click.echo(f"shoal (pid {pid}) did not stop in {STOP_TIMEOUT_SECONDS}s; killed")
-    from shoal.teardown import teardown
+    from shoal.teardown import teardown  # loaded only here, as `serve` above
 
     teardown(settings)
     settings.pid_file.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ import click
 
 from shoal.cli.context import settings_from
 from shoal.images import ImageError, ImageStore
+from shoal.images.registry import pull as pull_image, push as push_image
 
 
 def _store(ctx: click.Context) -> ImageStore:
@@ -72,7 +73,6 @@ def pull(ctx: click.Context, ref: str, insecure: bool, tls_verify: bool, creds: 
          quiet: bool) -> None:
     """Pull REF from a registry (distribution-spec, bearer-token auth)."""
     insecure = insecure or not tls_verify
-    from shoal.images.registry import pull as pull_image
 
     store = _store(ctx)
     credentials = _credentials(creds)
@@ -101,7 +101,6 @@ def pull(ctx: click.Context, ref: str, insecure: bool, tls_verify: bool, creds: 
 def push(ctx: click.Context, src: str, dest: str, insecure: bool, tls_verify: bool,
          creds: str | None) -> None:
     """Push stored image SRC to registry reference DEST."""
-    from shoal.images.registry import push as push_image
 
     digest = asyncio.run(push_image(_store(ctx), src, dest, insecure=insecure or not tls_verify,
                                     credentials=_credentials(creds)))

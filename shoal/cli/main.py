@@ -8,6 +8,7 @@ import sys
 import click
 
 from shoal import __version__
+from shoal.mesh import kinds as mesh_kinds
 
 # Modules that export COMMANDS: list[click.Command]. Order is the order of `shoal --help`.
 COMMAND_MODULES = (
@@ -40,8 +41,6 @@ def cli(ctx: click.Context, state_dir: str | None) -> None:
 
 def _register() -> None:
     # Kinds beyond core/apps that the daemon serves (Istio's): the CLI knows them too.
-    from shoal.mesh import kinds as mesh_kinds
-
     mesh_kinds.register_kinds()
 
     for name in COMMAND_MODULES:

@@ -27,9 +27,13 @@ import click
 import yaml
 
 from shoal.cli.context import settings_from
-
-from shoal.mesh import capture, inject as injection, proxyconfig
+from shoal.cli.resources import run_api
+from shoal.mesh import analyze as analysis, capture, inject as injection, proxyconfig
 from shoal.mesh.errors import CaptureError, MeshError
+from shoal.mesh.meshconfig import MeshConfig
+from shoal.mesh.source import KINDS as MESH_KINDS, ClusterState
+from shoal.network import PodNetwork
+from shoal.store import Allocations
 
 TEMPLATE_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"}
 
@@ -139,9 +143,6 @@ def proxy_config_command(ctx: click.Context, kind: str, pod: str | None, namespa
 
 def _pod_netns(ctx: click.Context, namespace: str, pod: str) -> str:
     """The network namespace of a pod on this node (its sandbox record)."""
-    from shoal.network import PodNetwork
-    from shoal.store import Allocations
-
     settings = settings_from(ctx)
     allocations = Allocations(settings.store_path)
     try:
@@ -155,8 +156,6 @@ def _pod_netns(ctx: click.Context, namespace: str, pod: str) -> str:
 
 
 def _mesh_report(ctx: click.Context) -> dict:
-    from shoal.cli.resources import run_api
-
     async def fetch(client) -> dict:
         return await client.request("GET", "/shoal/v1/mesh/status")
 
@@ -195,12 +194,7 @@ COMMANDS = [mesh]
 
 
 # -- shoal mesh analyze -----------------------------------------------------------------------
-# (kept together at the end of the module: the analysis reads the API like any client)
-
-from shoal.cli.resources import run_api  # noqa: E402
-from shoal.mesh import analyze as analysis  # noqa: E402
-from shoal.mesh.meshconfig import MeshConfig  # noqa: E402
-from shoal.mesh.source import KINDS as MESH_KINDS, ClusterState  # noqa: E402
+# (the analysis reads the API like any client)
 
 ANALYZE_FOUND_ISSUES = 79
 """istioctl's exit code when analysis finds messages at or above the failure threshold."""

@@ -19,6 +19,7 @@ import yaml
 from shoal.api import applypatch, errors, kinds, patchmeta, printers
 from shoal.client import HttpClient
 from shoal.cli.context import settings_from
+from shoal.cli.describe import describe_object
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -290,8 +291,6 @@ def get(ctx: click.Context, kind: str, names: tuple[str, ...], namespace: str | 
 def describe(ctx: click.Context, kind: str, names: tuple[str, ...], namespace: str | None,
              selector: str | None) -> None:
     """Show a resource in detail with its events, as kubectl describe does."""
-    from shoal.cli.describe import describe_object
-
     try:
         rt = kinds.by_resource(kind)
     except errors.StatusError as err:
