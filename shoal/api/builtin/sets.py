@@ -18,7 +18,7 @@ from typing import Any
 
 from shoal.api import errors, names
 from shoal.api.builtin import fields as f
-from shoal.api.builtin import pods, storage, workloads
+from shoal.api.builtin import storage, workloads
 from shoal.api.builtin.fields import Errs, as_dict, as_list, set_default
 
 POD_MANAGEMENT = ("OrderedReady", "Parallel")
@@ -57,7 +57,7 @@ def default_statefulset(obj: dict[str, Any]) -> None:
             set_default(claim, "apiVersion", "v1")
             set_default(claim, "kind", "PersistentVolumeClaim")
             storage.default_pvc(claim)
-    _default_template(spec)
+    workloads.default_template(spec)
 
 
 def default_daemonset(obj: dict[str, Any]) -> None:
@@ -73,13 +73,7 @@ def default_daemonset(obj: dict[str, Any]) -> None:
             if rolling is not None:
                 set_default(rolling, "maxUnavailable", 1)
                 set_default(rolling, "maxSurge", 0)
-    _default_template(spec)
-
-
-def _default_template(spec: dict[str, Any]) -> None:
-    template = spec.get("template")
-    if isinstance(template, dict):
-        pods.default_pod_template(template)
+    workloads.default_template(spec)
 
 
 # -- validation ----------------------------------------------------------------------------

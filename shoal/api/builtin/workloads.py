@@ -30,7 +30,7 @@ def default_deployment(obj: dict[str, Any]) -> None:
                 set_default(rolling, "maxSurge", "25%")
     set_default(spec, "revisionHistoryLimit", 10)
     set_default(spec, "progressDeadlineSeconds", 600)
-    _default_template(spec)
+    default_template(spec)
 
 
 def default_replicaset(obj: dict[str, Any]) -> None:
@@ -38,10 +38,11 @@ def default_replicaset(obj: dict[str, Any]) -> None:
     if spec is None:
         return
     set_default(spec, "replicas", 1)
-    _default_template(spec)
+    default_template(spec)
 
 
-def _default_template(spec: dict[str, Any]) -> None:
+def default_template(spec: dict[str, Any]) -> None:
+    """Default a workload's pod template, as every pod-template kind does."""
     template = spec.get("template")
     if isinstance(template, dict):
         pods.default_pod_template(template)

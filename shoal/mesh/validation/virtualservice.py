@@ -231,7 +231,12 @@ def _http_match(path: str, match: dict[str, Any]) -> Errs:
             if key != "queryParams":
                 errs += common.header_name(at, name, claims=True)
             errs += _string_match(at, value)
-    errs += common.port(f"{path}.port", match.get("port"))
+    return errs + _source_match(path, match)
+
+
+def _source_match(path: str, match: dict[str, Any]) -> Errs:
+    """The fields HTTP and L4 matches share: port, source labels/namespace, gateways."""
+    errs = common.port(f"{path}.port", match.get("port"))
     errs += common.labels(f"{path}.sourceLabels", match.get("sourceLabels"))
     for i, gateway in enumerate(as_list(match.get("gateways"))):
         errs += common.gateway_name(f"{path}.gateways[{i}]", gateway)
@@ -396,12 +401,7 @@ def _l4_match(path: str, match: dict[str, Any]) -> Errs:
     for i, subnet in enumerate(as_list(match.get("destinationSubnets"))):
         errs += common.cidr(f"{path}.destinationSubnets[{i}]", subnet)
     errs += common.cidr(f"{path}.sourceSubnet", match.get("sourceSubnet") or None)
-    errs += common.port(f"{path}.port", match.get("port"))
-    errs += common.labels(f"{path}.sourceLabels", match.get("sourceLabels"))
-    for i, gateway in enumerate(as_list(match.get("gateways"))):
-        errs += common.gateway_name(f"{path}.gateways[{i}]", gateway)
-    errs += common.dns_label(f"{path}.sourceNamespace", match.get("sourceNamespace") or None)
-    return errs
+    return errs + _source_match(path, match)
 
 
 def _l4_routes(path: str, destinations: list[Any]) -> Errs:
