@@ -46,7 +46,6 @@ from typing import AsyncIterator
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf import any_pb2
 
 from shoal.mesh import snapshot as snapshots
 from shoal.mesh.control import MeshControl
@@ -263,10 +262,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                   state: _TypeState) -> discovery_pb2.DiscoveryResponse:
         response = discovery_pb2.DiscoveryResponse(
             version_info=version, type_url=type_url, nonce=str(next(self._nonces)))
-        for name in sorted(resources):
-            packed = any_pb2.Any()
-            packed.Pack(resources[name])
-            response.resources.append(packed)
+        response.resources.extend(snapshots.packed(resources[name]) for name in sorted(resources))
         state.nonce = response.nonce
         return response
 

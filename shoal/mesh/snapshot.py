@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 from typing import Mapping
 
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -32,21 +33,33 @@ ORDER = (protos.SECRET, protos.CLUSTER, protos.ENDPOINT, protos.LISTENER, protos
 that use them. (Secrets first: a cluster warms only once its SDS secret is there.)"""
 
 
-_DIGESTS: "collections.OrderedDict[int, tuple[Message, bytes]]" = collections.OrderedDict()
-_DIGESTS_MAX = 16384
+_MEMO: "collections.OrderedDict[int, tuple[Message, bytes, any_pb2.Any]]" = collections.OrderedDict()
+_MEMO_MAX = 16384
+
+
+def _memo(message: Message) -> tuple[Message, bytes, any_pb2.Any]:
+    """(message, sha256 of its deterministic serialization, the message packed in an
+    Any), memoized per message object: resources are shared between proxies and between
+    snapshots and never mutated, so a RouteConfiguration that 50 proxies share is
+    serialized once, not once per proxy and push."""
+    entry = _MEMO.get(id(message))
+    if entry is not None and entry[0] is message:
+        return entry
+    body = message.SerializeToString(deterministic=True)
+    packed = any_pb2.Any(type_url="type.googleapis.com/" + message.DESCRIPTOR.full_name, value=body)
+    entry = _MEMO[id(message)] = (message, hashlib.sha256(body).digest(), packed)
+    if len(_MEMO) > _MEMO_MAX:  # holding the message above keeps its id unique
+        _MEMO.popitem(last=False)
+    return entry
 
 
 def _digest(message: Message) -> bytes:
-    """sha256 of the deterministic serialization, memoized per message object (resources
-    are shared between proxies and between snapshots, and never mutated)."""
-    entry = _DIGESTS.get(id(message))
-    if entry is not None and entry[0] is message:
-        return entry[1]
-    value = hashlib.sha256(message.SerializeToString(deterministic=True)).digest()
-    _DIGESTS[id(message)] = (message, value)  # holding the message keeps its id unique
-    if len(_DIGESTS) > _DIGESTS_MAX:
-        _DIGESTS.popitem(last=False)
-    return value
+    return _memo(message)[1]
+
+
+def packed(message: Message) -> any_pb2.Any:
+    """`message` in an Any, as an xDS response carries it (shared: do not mutate)."""
+    return _memo(message)[2]
 
 
 def _version(resources: Mapping[str, Message]) -> str:
@@ -95,17 +108,32 @@ def eds_names(snapshot: Snapshot) -> set[str]:
 
 def rds_names(snapshot: Snapshot) -> set[str]:
     """Route configuration names the snapshot's listeners refer to over RDS."""
-    refs = set()
+    refs: set[str] = set()
     for listener in snapshot.get(protos.LISTENER).values():
-        chains = list(listener.filter_chains)  # type: ignore[attr-defined]
-        if listener.HasField("default_filter_chain"):  # type: ignore[attr-defined]
-            chains.append(listener.default_filter_chain)  # type: ignore[attr-defined]
-        for chain in chains:
-            for f in chain.filters:
-                hcm = protos.hcm_of(f)
-                if hcm is not None and hcm.HasField("rds"):
-                    refs.add(hcm.rds.route_config_name)
+        entry = _RDS_REFS.get(id(listener))
+        if entry is None or entry[0] is not listener:
+            entry = _RDS_REFS[id(listener)] = (listener, _listener_rds_names(listener))
+            if len(_RDS_REFS) > _MEMO_MAX:
+                _RDS_REFS.popitem(last=False)
+        refs |= entry[1]
     return refs
+
+
+_RDS_REFS: "collections.OrderedDict[int, tuple[Message, frozenset[str]]]" = collections.OrderedDict()
+"""Per listener object (shared and never mutated, as in `_memo`): the names it asks RDS for."""
+
+
+def _listener_rds_names(listener: Message) -> frozenset[str]:
+    chains = list(listener.filter_chains)  # type: ignore[attr-defined]
+    if listener.HasField("default_filter_chain"):  # type: ignore[attr-defined]
+        chains.append(listener.default_filter_chain)  # type: ignore[attr-defined]
+    refs = set()
+    for chain in chains:
+        for f in chain.filters:
+            hcm = protos.hcm_of(f)
+            if hcm is not None and hcm.HasField("rds"):
+                refs.add(hcm.rds.route_config_name)
+    return frozenset(refs)
 
 
 def consistent(snapshot: Snapshot) -> list[str]:
