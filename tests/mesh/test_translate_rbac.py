@@ -228,3 +228,14 @@ def test_workloads_under_the_same_policies_share_the_inbound_listener():
     assert one == two and hash(one) == hash(two)
     assert one != rbac.NO_AUTH
     assert json.loads(one.key)[0][0]["name"] == rbac.HTTP_RBAC
+
+
+def test_dry_run_policies_are_shadow_rules_only():
+    policy = ap("dry", {"action": "DENY", "rules": [{}]})
+    policy[1]["metadata"]["annotations"] = {"istio.io/dry-run": "true"}
+    chains, _, _ = inbound_chains(f.cluster(policy))
+    (config,) = [x["typed_config"] for x in http_filters(chains["inbound|8080-mtls"])
+                 if x["name"] == rbac.HTTP_RBAC]
+    assert "rules" not in config
+    assert config["shadow_rules"]["action"] == "DENY"
+    assert config["shadow_rules_stat_prefix"] == "istio_dry_run_deny_"

@@ -13,6 +13,8 @@ policy applies there is no ALLOW filter and everything not denied passes; when o
 does, a request no ALLOW rule matches is denied. A policy without rules (`spec: {}`,
 ALLOW) contributes a policy that never matches: allow-nothing. `MeshConfig.deny_by_default`
 acts as an allow-nothing policy in the root namespace (off by default, as in Istio).
+A policy annotated `istio.io/dry-run: "true"` goes to the filter's shadow rules: Envoy
+evaluates and counts it but does not enforce it.
 HTTP chains get `envoy.filters.http.rbac` (a denied request is answered 403
 `RBAC: access denied` by Envoy); TCP chains get `envoy.filters.network.rbac` (the
 connection is closed).
@@ -56,6 +58,7 @@ Obj = dict[str, Any]
 HTTP_RBAC = "envoy.filters.http.rbac"
 NETWORK_RBAC = "envoy.filters.network.rbac"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+DRY_RUN_ANNOTATION = "istio.io/dry-run"
 ACTIONS = {"AUDIT": "LOG", "DENY": "DENY", "ALLOW": "ALLOW"}
 """Istio action -> Envoy RBAC action, in the order the filters run."""
 
@@ -405,14 +408,31 @@ def _action(policy: Obj) -> str:
     return (policy.get("spec") or {}).get("action") or "ALLOW"
 
 
+def dry_run(policy: Obj) -> bool:
+    """Istio's `istio.io/dry-run: "true"` annotation: evaluated and counted
+    (shadow rules, stats `istio_dry_run_allow_` / `istio_dry_run_deny_`), never enforced."""
+    value = ((policy.get("metadata") or {}).get("annotations") or {}).get(DRY_RUN_ANNOTATION)
+    return str(value).lower() in ("true", "1", "t")
+
+
 def rbac_filters(policies: list[Obj], mesh: MeshConfig, for_tcp: bool) -> list[Obj]:
     """The RBAC filters (HTTP or network) for one workload's applicable policies."""
     filters = []
     for action, envoy_action in ACTIONS.items():
         chosen = [p for p in policies if _action(p) == action]
-        if not chosen and not (action == "ALLOW" and mesh.deny_by_default):
+        enforced = [p for p in chosen if not dry_run(p)]
+        shadow = [p for p in chosen if dry_run(p)]
+        config: Obj = {}
+        if enforced or (action == "ALLOW" and mesh.deny_by_default):
+            config["rules"] = {"action": envoy_action,
+                               "policies": rbac_rules(enforced, action, for_tcp)}
+        if shadow:
+            config["shadow_rules"] = {"action": envoy_action,
+                                      "policies": rbac_rules(shadow, action, for_tcp)}
+            if action in ("ALLOW", "DENY"):
+                config["shadow_rules_stat_prefix"] = f"istio_dry_run_{action.lower()}_"
+        if not config:
             continue
-        config = {"rules": {"action": envoy_action, "policies": rbac_rules(chosen, action, for_tcp)}}
         if for_tcp:
             filters.append({"name": NETWORK_RBAC, "typed_config": typed(
                 "envoy.extensions.filters.network.rbac.v3.RBAC", {**config, "stat_prefix": "tcp."})})
