@@ -37,6 +37,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 STATUS = {"sidecar.istio.io/status": json.dumps({"containers": ["istio-proxy"]})}
 ISSUER = "testing@secure.istio.io"
 DENIED = "RBAC: access denied"
+NETNS = {"sleep": "sl", "other": "ot", "httpbin": "hb", "keys": "ks"}
+"""Pod -> topology name (interface names are limited to 15 characters)."""
 
 
 def pod(name: str, ip: str, sa: str, labels: dict, ports=(), sidecar=True) -> dict:
@@ -82,10 +84,20 @@ def tampered(token: str) -> str:
     return f"{header}.{forged}.{signature}"
 
 
+class Topology(harness.Topology):
+    """The harness topology, addressed by pod name."""
+
+    def netns(self, pod: str) -> str:
+        return super().netns(NETNS.get(pod, pod))
+
+    def ip(self, pod: str) -> str:
+        return super().ip(NETNS.get(pod, pod))
+
+
 class AuthzEnv:
     def __init__(self) -> None:
         self.workdir = harness.make_workdir()
-        self.topo = harness.Topology()
+        self.topo = Topology()
         self.procs = harness.Processes(self.workdir)
         self.socket = self.workdir / "xds.sock"
         self.source = InMemorySource()
@@ -97,7 +109,7 @@ class AuthzEnv:
 
     async def setup(self) -> None:
         topo, put = self.topo, self.source.put
-        await topo.create(["sleep", "other", "httpbin", "keys"])
+        await topo.create(list(NETNS.values()))
         await self._host_link()
         put(NAMESPACES, {"metadata": {"name": "foo", "labels": {"istio-injection": "enabled"}}})
         put(PODS, pod("sleep", topo.ip("sleep"), "sleep", {"app": "sleep"}))
@@ -196,11 +208,39 @@ class AuthzEnv:
         status, _ = await self.request(pod_name, path, headers=headers)
         return status == want
 
-    async def apply(self, kind: str, obj: dict) -> None:
-        self.source.put(kind, obj)
+    def _listeners_version(self) -> str:
+        for status in self.server.status():
+            if status.pod == "httpbin":
+                return status.sent.get("LDS", "")
+        return ""
 
-    def remove(self, kind: str, name: str, namespace: str = "foo") -> None:
+    async def settled(self, before: str) -> None:
+        """Wait until httpbin's sidecar ACKed a listener version other than `before` and
+        has no filter chains draining: connections opened under the old config (pooled
+        sidecar-to-sidecar connections) are gone, so every request meets the new one."""
+        async def acked() -> bool:
+            return any(s.pod == "httpbin" and s.sent.get("LDS", before) != before and s.synced
+                       for s in self.server.status())
+        await harness.wait_for(acked, timeout=10)
+        await self.drained()
+
+    async def drained(self) -> None:
+        async def none_draining() -> bool:
+            stats = await harness.stats(self.topo, "httpbin")
+            return stats.get("listener_manager.total_filter_chains_draining", 0) == 0
+        await harness.wait_for(none_draining, timeout=10)
+
+    async def apply(self, kind: str, obj: dict) -> None:
+        before = self._listeners_version()
+        self.source.put(kind, obj)
+        await self.settled(before)
+
+    async def remove(self, kind: str, name: str, namespace: str = "foo") -> None:
+        if (await self.source.snapshot()).get(kind, namespace, name) is None:
+            return
+        before = self._listeners_version()
         self.source.delete(kind, namespace, name)
+        await self.settled(before)
 
     def nacks(self) -> list[str]:
         return [s.last_nack for s in self.server.status() if s.last_nack]
@@ -236,7 +276,7 @@ async def test_allow_nothing_denies_every_request_and_connection(env: AuthzEnv):
     assert (status, body) == (403, DENIED)
     assert (await env.request("other", "/ip"))[0] == 403
     await eventually(lambda: _not(env.tcp_ok("sleep")))
-    env.remove(AUTHORIZATION_POLICIES, "allow-nothing")
+    await env.remove(AUTHORIZATION_POLICIES, "allow-nothing")
     await eventually(lambda: env.status_is("sleep", "/headers", 200))
     await eventually(lambda: env.tcp_ok("sleep"))
     assert not env.nacks()
@@ -258,7 +298,7 @@ async def test_allow_get_headers_for_one_service_account(env: AuthzEnv):
         # the ALLOW policy names no TCP port: connections to the TCP service are refused
         assert not await env.tcp_ok("sleep")
     finally:
-        env.remove(AUTHORIZATION_POLICIES, "get-headers")
+        await env.remove(AUTHORIZATION_POLICIES, "get-headers")
     await eventually(lambda: env.status_is("other", "/headers", 200))
 
 
@@ -278,8 +318,8 @@ async def test_deny_on_a_header_wins_over_allow(env: AuthzEnv):
         # the DENY passes it, but no ALLOW rule matches another service account
         assert (await env.request("other", "/headers", headers=("x-token: admin",)))[0] == 403
     finally:
-        env.remove(AUTHORIZATION_POLICIES, "deny-method-get")
-        env.remove(AUTHORIZATION_POLICIES, "get-headers")
+        await env.remove(AUTHORIZATION_POLICIES, "deny-method-get")
+        await env.remove(AUTHORIZATION_POLICIES, "get-headers")
     await eventually(lambda: env.status_is("other", "/headers", 200))
 
 
@@ -305,7 +345,7 @@ async def test_tcp_policy_closes_unauthorised_connections(env: AuthzEnv):
                                              "to": [{"operation": {"methods": ["GET"],
                                                                    "ports": ["9000"]}}]}]}))
         await eventually(lambda: _not(env.tcp_ok("sleep")))
-        env.remove(AUTHORIZATION_POLICIES, "tcp-policy")
+        await env.remove(AUTHORIZATION_POLICIES, "tcp-policy")
         await eventually(lambda: env.tcp_ok("other"))
 
         # A DENY rule with an HTTP-only field on TCP: the field is dropped, so the rule
@@ -317,8 +357,8 @@ async def test_tcp_policy_closes_unauthorised_connections(env: AuthzEnv):
         await eventually(lambda: _not(env.tcp_ok("sleep")))
         assert (await env.request("sleep", "/headers"))[0] == 200
     finally:
-        env.remove(AUTHORIZATION_POLICIES, "tcp-policy")
-        env.remove(AUTHORIZATION_POLICIES, "deny-post")
+        await env.remove(AUTHORIZATION_POLICIES, "tcp-policy")
+        await env.remove(AUTHORIZATION_POLICIES, "deny-post")
     await eventually(lambda: env.tcp_ok("sleep"))
 
 
@@ -335,17 +375,20 @@ async def test_jwt_from_a_jwks_uri_the_control_plane_fetches(env: AuthzEnv, capl
     (env.keys_dir / "jwks.json").chmod(0o644)
     uri = f"http://{env.topo.ip('keys')}:8080/jwks.json"
     await env.apply(REQUEST_AUTHENTICATIONS, _jwt_policy(uri, outputClaimToHeaders=[
-        {"header": "x-jwt-groups", "claim": "groups"}]))
+        {"header": "x-jwt-sub", "claim": "sub"}]))
     token = keys.token(groups=["group1", "group2"])
     bearer = f"Authorization: Bearer {token}"
+    forged = f"Authorization: Bearer {tampered(token)}"
+    # in force since apply(); 200 once the control plane has fetched the keys
     await eventually(lambda: env.status_is("sleep", "/headers", 200, bearer))
+    await env.drained()
+    assert (await env.request("sleep", "/headers", headers=(forged,)))[0] == 401
     status, body = await env.request("sleep", "/headers", headers=(bearer,))
+    assert status == 200, body
     seen = json.loads(body)["headers"]
     assert "authorization" not in seen  # forwardOriginalToken defaults to false
-    assert "group1" in seen["x-jwt-groups"]
+    assert seen["x-jwt-sub"] == ISSUER
 
-    assert (await env.request("sleep", "/headers", headers=(
-        f"Authorization: Bearer {tampered(token)}",)))[0] == 401
     assert (await env.request("sleep", "/headers", headers=(
         f"Authorization: Bearer {keys.token(expires_in=-3600)}",)))[0] == 401
     assert (await env.request("sleep", "/headers", headers=(
@@ -369,6 +412,7 @@ async def test_jwt_from_a_jwks_uri_the_control_plane_fetches(env: AuthzEnv, capl
         (env.keys_dir / "jwks.json").write_text(new_keys.jwks)
         new_bearer = f"Authorization: Bearer {new_keys.token(groups=['group1'])}"
         await eventually(lambda: env.status_is("sleep", "/headers", 200, new_bearer), 15)
+        await env.drained()
         assert (await env.request("sleep", "/headers", headers=(bearer,)))[0] == 401
 
         # the key server goes away: the last keys fetched stay in force
@@ -377,8 +421,8 @@ async def test_jwt_from_a_jwks_uri_the_control_plane_fetches(env: AuthzEnv, capl
         assert (await env.request("sleep", "/headers", headers=(new_bearer,)))[0] == 200
     finally:
         await env.start_keys_server()
-        env.remove(AUTHORIZATION_POLICIES, "require-jwt")
-        env.remove(REQUEST_AUTHENTICATIONS, "jwt-example")
+        await env.remove(AUTHORIZATION_POLICIES, "require-jwt")
+        await env.remove(REQUEST_AUTHENTICATIONS, "jwt-example")
     await eventually(lambda: env.status_is("sleep", "/headers", 200, bearer))
     for record in caplog.records:  # nothing logged a token or a key
         text = record.getMessage()
@@ -402,7 +446,7 @@ async def test_unreachable_jwks_uri_fails_closed(env: AuthzEnv):
         await eventually(lambda: _has_problem(env, "tokens are refused (401)"))
         assert (await env.request("sleep", "/headers"))[0] == 200  # no token: passes
     finally:
-        env.remove(REQUEST_AUTHENTICATIONS, "jwt-example")
+        await env.remove(REQUEST_AUTHENTICATIONS, "jwt-example")
     await eventually(lambda: env.status_is("sleep", "/headers", 200, f"Authorization: Bearer {keys.token()}"))
 
 
@@ -430,7 +474,7 @@ async def test_inline_jwks_with_a_custom_header_and_a_root_namespace_policy(env:
         assert (await env.request("sleep", "/secure/x", headers=(
             f"x-jwt-assertion: {tampered(keys.token())}",)))[0] == 401
     finally:
-        env.remove(AUTHORIZATION_POLICIES, "require-token", "istio-system")
-        env.remove(REQUEST_AUTHENTICATIONS, "inline")
+        await env.remove(AUTHORIZATION_POLICIES, "require-token", "istio-system")
+        await env.remove(REQUEST_AUTHENTICATIONS, "inline")
     await eventually(lambda: env.status_is("sleep", "/secure/x", 200))
     assert not env.nacks()
