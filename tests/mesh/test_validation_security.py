@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pathlib
 
 import pytest
 import yaml
@@ -188,7 +189,12 @@ def messages(obj: dict) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda d: f"{d['kind']}-{d['metadata']['name']}")
+EXAMPLES = [doc for path in sorted((pathlib.Path(__file__).parents[2] / "examples" / "security")
+                                   .glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text())]
+
+
+@pytest.mark.parametrize("doc", DOCS + EXAMPLES, ids=lambda d: f"{d['kind']}-{d['metadata']['name']}")
 def test_istio_documented_yaml_is_accepted(doc):
     assert messages(doc) == []
 
