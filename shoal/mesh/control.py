@@ -10,7 +10,9 @@ through the `ClusterSource`, and keeps every registered proxy's snapshot current
   hashes, only proxies whose resources actually changed are woken and pushed;
 - each proxy gets an SVID for its pod's service account from the CA, re-issued at
   half-life (`Svid.rotate_at`) and pushed as a new `default` secret before the old one
-  expires; a change of service account re-issues at once.
+  expires; a change of service account re-issues at once;
+- remote JWKS (RequestAuthentication jwksUri) are fetched and refreshed by `jwks`
+  (`JwksResolver`); a change of keys or of a fetch error recomputes like a state change.
 
 A proxy whose pod is not (yet) in the cluster state gets no snapshot: its stream waits
 until the pod appears. The identity always comes from the pod object, never from what
@@ -33,11 +35,12 @@ import time
 from typing import Callable
 
 from shoal.mesh import secrets, snapshot
+from shoal.mesh.jwks import JwksResolver
 from shoal.mesh.ca import MeshCA, Svid
 from shoal.mesh.errors import MeshError
 from shoal.mesh.meshconfig import MeshConfig
-from shoal.mesh.source import PODS, ClusterSource, ClusterState
-from shoal.mesh.translate import Outbound, ProxyIdentity, Resources, model
+from shoal.mesh.source import PODS, REQUEST_AUTHENTICATIONS, ClusterSource, ClusterState
+from shoal.mesh.translate import Outbound, ProxyIdentity, Resources, jwt, model
 from shoal.mesh.translate import translate as default_translate
 from shoal.tasks import cancel_and_wait
 
@@ -83,6 +86,8 @@ class MeshControl:
         self._outbound: Outbound | None = None
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self.jwks = JwksResolver(self._dirty.set)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -94,6 +99,7 @@ class MeshControl:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task, [p.rotation for p in self.proxies.values()])
+        await self.jwks.stop()
 
     async def _run(self, changes) -> None:
         # One task drains the subscription (never cancelled mid-read, which would close
@@ -102,7 +108,7 @@ class MeshControl:
         # made in the same loop turn are collected); changes that follow within the
         # window are merged into one push at its end. So a lone change is not delayed
         # and a burst costs at most one recomputation per window.
-        dirty = asyncio.Event()
+        dirty = self._dirty
 
         async def drain() -> None:
             async for _ in changes:
@@ -126,7 +132,8 @@ class MeshControl:
 
     async def _reload(self) -> None:
         self._state = await self.source.snapshot()
-        self._outbound = Outbound(self._state, self.mesh)
+        self.jwks.want(jwt.remote_sources(self._state.list(REQUEST_AUTHENTICATIONS)))
+        self._outbound = Outbound(self._state, self.mesh, self.jwks.table())
         for record in list(self.proxies.values()):
             if record.streams == 0 and self._state.get(PODS, record.namespace, record.pod) is None:
                 self.forget(record.node_id)  # pod gone and nobody connected: drop its cert

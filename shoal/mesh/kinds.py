@@ -1,7 +1,8 @@
 """The mesh's seams into the API server: Istio kinds and the sidecar-injection step.
 
-`register_kinds()` makes the API serve `security.istio.io` PeerAuthentication (v1, and
-v1beta1 as Istio still accepts it) and `networking.istio.io` VirtualService and
+`register_kinds()` makes the API serve `security.istio.io` PeerAuthentication,
+AuthorizationPolicy and RequestAuthentication (v1, and v1beta1 as Istio still accepts
+it) and `networking.istio.io` VirtualService and
 DestinationRule (v1, v1beta1, v1alpha3) and EnvoyFilter (v1alpha3), each with its
 structural schema and semantic validator from `shoal.mesh.validation`, so a malformed
 object is rejected at the API with the field path (`spec.mtls.mode: Unsupported value:
@@ -25,7 +26,9 @@ from typing import Any
 from shoal.api import kinds, printcells, printers
 from shoal.api.errors import Invalid
 from shoal.mesh import inject
-from shoal.mesh.validation import destinationrule, envoyfilter, virtualservice
+from shoal.mesh.validation import (
+    authorizationpolicy, destinationrule, envoyfilter, requestauthentication, virtualservice,
+)
 from shoal.mesh.validation.peerauthentication import validate_peer_authentication
 
 Obj = dict[str, Any]
@@ -52,6 +55,24 @@ def peer_authentication_type(version: str = "v1") -> kinds.ResourceType:
     return kinds.ResourceType(
         "security.istio.io", version, "PeerAuthentication", "peerauthentications",
         "peerauthentication", True, ("pa",), categories=("istio-io", "security-istio-io"))
+
+
+SECURITY_KINDS = (
+    # kind, plural, singular, short names, (schema, validator)
+    ("AuthorizationPolicy", "authorizationpolicies", "authorizationpolicy", ("ap",),
+     (authorizationpolicy.SCHEMA, authorizationpolicy.validate_authorization_policy)),
+    ("RequestAuthentication", "requestauthentications", "requestauthentication", ("ra",),
+     (requestauthentication.SCHEMA, requestauthentication.validate_request_authentication)),
+)
+
+
+def security_type(kind: str, version: str = "v1") -> kinds.ResourceType:
+    for name, plural, singular, short, _ in SECURITY_KINDS:
+        if name == kind:
+            return kinds.ResourceType(
+                "security.istio.io", version, name, plural, singular, True, short,
+                subresources=("status",), categories=("istio-io", "security-istio-io"))
+    raise KeyError(kind)
 
 
 def networking_type(kind: str, version: str) -> kinds.ResourceType:
@@ -99,6 +120,10 @@ def register_kinds() -> None:
     for version in PEER_AUTHENTICATION_VERSIONS:
         kinds.register(peer_authentication_type(version),
                        validator=lambda obj, old: validate_peer_authentication(obj))
+    for kind, _, _, _, (schema, validate) in SECURITY_KINDS:
+        for version in PEER_AUTHENTICATION_VERSIONS:
+            kinds.register(security_type(kind, version), schema=schema,
+                           validator=lambda obj, old, validate=validate: validate(obj))
     for kind, _, _, _, versions in NETWORKING_KINDS:
         schema, validate = NETWORKING_VALIDATION[kind]
         for version in versions:

@@ -32,6 +32,11 @@ class MeshConfig:
     outbound_traffic_policy: str = ALLOW_ANY
     """ALLOW_ANY: unknown destinations pass through; REGISTRY_ONLY: they are dropped."""
 
+    deny_by_default: bool = False
+    """True: every workload denies what no ALLOW AuthorizationPolicy allows, as if an
+    allow-nothing policy (`spec: {}`) were in the root namespace. Off by default, as in
+    Istio (where the same is done by applying that policy)."""
+
     proxy_uid: int = 1337
     """UID (and GID) the sidecar runs as; its traffic is never captured."""
 

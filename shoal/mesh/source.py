@@ -1,8 +1,9 @@
 """`ClusterSource`: the only way the mesh reads cluster state.
 
 The mesh needs a handful of Kubernetes kinds, as plain dicts in Kubernetes JSON shape:
-namespaces, services, endpoints, pods, PeerAuthentications and Istio's
-networking kinds (VirtualService, DestinationRule, EnvoyFilter) (`KINDS`). A source gives
+namespaces, services, endpoints, pods, Istio's security kinds (PeerAuthentication,
+AuthorizationPolicy, RequestAuthentication) and networking kinds (VirtualService,
+DestinationRule, EnvoyFilter) (`KINDS`). A source gives
 a consistent `ClusterState` value on demand and tells when something changed; the
 control plane re-reads the state after a (debounced) change, level-based, so a source
 may coalesce or repeat change notices freely but must never lose the last one.
@@ -37,8 +38,11 @@ PEER_AUTHENTICATIONS = "peerauthentications.security.istio.io"
 VIRTUAL_SERVICES = "virtualservices.networking.istio.io"
 DESTINATION_RULES = "destinationrules.networking.istio.io"
 ENVOY_FILTERS = "envoyfilters.networking.istio.io"
+AUTHORIZATION_POLICIES = "authorizationpolicies.security.istio.io"
+REQUEST_AUTHENTICATIONS = "requestauthentications.security.istio.io"
 KINDS = (NAMESPACES, SERVICES, ENDPOINTS, PODS, PEER_AUTHENTICATIONS,
-         VIRTUAL_SERVICES, DESTINATION_RULES, ENVOY_FILTERS)
+         VIRTUAL_SERVICES, DESTINATION_RULES, ENVOY_FILTERS, AUTHORIZATION_POLICIES,
+         REQUEST_AUTHENTICATIONS)
 """Resource names as the ApiClient spells them."""
 
 

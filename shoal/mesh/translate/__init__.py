@@ -12,6 +12,8 @@ push to it. Modules, one per concern:
     virtualservice  which VirtualServices apply to a service and a client (hosts, gateways,
                exportTo, merge, delegate, source matches)
     inbound    virtualInbound listener and inbound clusters
+    rbac       AuthorizationPolicy -> RBAC filters (HTTP and network), which policies apply
+    jwt        RequestAuthentication -> jwt_authn (remote JWKS handed in as a `JwksTable`)
     tls        mTLS transport sockets (SDS names only, never key material)
     fixed      passthrough/blackhole/admin clusters, readiness and prometheus listeners
     envoyfilter  EnvoyFilter patches, applied last, per proxy (skips in `problems`)
@@ -38,7 +40,7 @@ from google.protobuf.message import Message
 
 from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.source import ENVOY_FILTERS, ClusterState
-from shoal.mesh.translate import clusters, inbound, outbound, protos, routes
+from shoal.mesh.translate import clusters, inbound, jwt, outbound, protos, rbac, routes
 from shoal.mesh.translate.envoyfilter import apply_envoy_filters
 from shoal.mesh.translate.model import (
     ContainerPort, MeshService, ProxyIdentity, mesh_services, proxy_identity,
@@ -86,8 +88,11 @@ class Outbound:
     name is a domain only in the service's own namespace; VirtualServices have
     exportTo and source matches)."""
 
-    def __init__(self, state: ClusterState, mesh: MeshConfig) -> None:
+    def __init__(self, state: ClusterState, mesh: MeshConfig,
+                 jwks: jwt.JwksTable | None = None) -> None:
         self.mesh = mesh
+        self.jwks: jwt.JwksTable = jwks or {}
+        """Remote JWKS the control plane fetched (RequestAuthentication jwksUri)."""
         self.services = mesh_services(state, mesh)
         self.virtual_services = VirtualServiceIndex(state, mesh)
         self.rules = clusters.DestinationRules.from_state(state, mesh)
@@ -148,7 +153,8 @@ def translate(
     if shared is None:
         shared = Outbound(state, mesh)
     policy = effective_mtls(state, mesh, proxy.namespace, proxy.label_dict)
-    inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh)
+    auth = rbac.inbound_auth(state, mesh, proxy.namespace, proxy.label_dict, shared.jwks)
+    inbound_clusters, inbound_listener = _inbound(proxy.ports, policy, mesh, auth)
     client = shared.client(proxy)
     resources = Resources(
         clusters=tuple(sorted(shared.clusters(proxy.namespace) + inbound_clusters,
@@ -157,14 +163,16 @@ def translate(
         listeners=tuple(sorted((shared.listener(client), inbound_listener),
                                key=protos.resource_name)),
         routes=shared.routes(client),
+        problems=auth.problems,
     )
     return apply_envoy_filters(resources, state.list(ENVOY_FILTERS), proxy, mesh.root_namespace)
 
 
 @functools.lru_cache(maxsize=1024)
-def _inbound(ports: tuple[ContainerPort, ...], policy: MtlsPolicy,
-             mesh: MeshConfig) -> tuple[tuple[Message, ...], Message]:
+def _inbound(ports: tuple[ContainerPort, ...], policy: MtlsPolicy, mesh: MeshConfig,
+             auth: rbac.InboundAuth = rbac.NO_AUTH) -> tuple[tuple[Message, ...], Message]:
     """Inbound clusters and listener: a function of hashable values only, so proxies
-    with the same ports and policy share them (most replicas of a workload)."""
+    with the same ports and policies share them (most replicas of a workload)."""
     return (_typed(protos.CLUSTER, inbound.build_inbound_clusters(ports)),
-            protos.to_proto(protos.LISTENER, inbound.build_inbound_listener(ports, policy, mesh)))
+            protos.to_proto(protos.LISTENER,
+                            inbound.build_inbound_listener(ports, policy, mesh, auth)))

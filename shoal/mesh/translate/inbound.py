@@ -16,6 +16,10 @@ called and cannot be fooled by a header the caller set. Traffic goes to the clus
 `inbound|PORT||` = 127.0.0.1:PORT (the app must listen on 0.0.0.0 or 127.0.0.1).
 Ports the pod does not declare fall to a default chain with the workload's mode and the
 `InboundPassthroughClusterIpv4` (original destination, source 127.0.0.6).
+
+Authentication and authorization (`rbac.InboundAuth`): every HTTP connection manager
+runs the workload's jwt_authn and RBAC HTTP filters before the router; every tcp_proxy
+(TCP ports, TLS passthrough, undeclared ports) is preceded by its network RBAC filters.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from shoal.mesh.meshconfig import MeshConfig
 from shoal.mesh.translate import fixed, names, telemetry, tls
 from shoal.mesh.translate.model import ContainerPort, is_http
 from shoal.mesh.translate.peerauth import DISABLE, PERMISSIVE, MtlsPolicy
+from shoal.mesh.translate.rbac import NO_AUTH, InboundAuth
 from shoal.mesh.translate.protos import typed
 
 Obj = dict[str, Any]
@@ -44,13 +49,14 @@ def build_inbound_clusters(ports: tuple[ContainerPort, ...]) -> list[Obj]:
     return clusters
 
 
-def _inbound_filter(port: int, http: bool, cluster: str) -> Obj:
+def _inbound_filter(port: int, http: bool, cluster: str, auth: InboundAuth = NO_AUTH) -> list[Obj]:
     if not http:
-        return {"name": "envoy.filters.network.tcp_proxy",
-                "typed_config": typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                                      {"stat_prefix": cluster, "cluster": cluster,
-                                       **telemetry.tcp_proxy_logging(telemetry.INBOUND)})}
-    return {"name": "envoy.filters.network.http_connection_manager",
+        return [*auth.network_filters, {
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                                  {"stat_prefix": cluster, "cluster": cluster,
+                                   **telemetry.tcp_proxy_logging(telemetry.INBOUND)})}]
+    return [{"name": "envoy.filters.network.http_connection_manager",
             "typed_config": typed(
                 "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 {
@@ -61,22 +67,22 @@ def _inbound_filter(port: int, http: bool, cluster: str) -> Obj:
                         "routes": [{"name": "default", "match": {"prefix": "/"},
                                     "route": {"cluster": cluster, "timeout": "0s"}}],
                     }]},
-                    "http_filters": [fixed.router_filter()],
+                    "http_filters": [*auth.http_filters, fixed.router_filter()],
                     "forward_client_cert_details": "SANITIZE_SET",
                     "set_current_client_cert_details": {"uri": True},
                     "use_remote_address": False,
                     "access_log": telemetry.access_logs(telemetry.INBOUND),
-                })}
+                })}]
 
 
 def _chains_for(
-    mode: str, match: Obj, filter_: Obj, passthrough_tls: Obj | None, trust_domain: str,
-    label: str,
+    mode: str, match: Obj, filters: list[Obj], passthrough_tls: list[Obj] | None,
+    trust_domain: str, label: str,
 ) -> list[Obj]:
     mtls_chain = {"name": f"{label}-mtls", "filter_chain_match": dict(match),
-                  "transport_socket": tls.downstream_mtls(trust_domain), "filters": [filter_]}
+                  "transport_socket": tls.downstream_mtls(trust_domain), "filters": filters}
     plain_chain = {"name": f"{label}-plaintext", "filter_chain_match": dict(match),
-                   "filters": [filter_]}
+                   "filters": filters}
     if mode == DISABLE:
         return [plain_chain]
     if mode == PERMISSIVE:
@@ -87,13 +93,14 @@ def _chains_for(
         if passthrough_tls is not None:
             chains.append({"name": f"{label}-tls-passthrough",
                            "filter_chain_match": {**match, "transport_protocol": "tls"},
-                           "filters": [passthrough_tls]})
+                           "filters": passthrough_tls})
         return chains
     return [mtls_chain]
 
 
 def build_inbound_listener(
     ports: tuple[ContainerPort, ...], policy: MtlsPolicy, mesh: MeshConfig,
+    auth: InboundAuth = NO_AUTH,
 ) -> Obj:
     chains: list[Obj] = []
     needs_inspector = policy.mode == PERMISSIVE
@@ -101,11 +108,11 @@ def build_inbound_listener(
         mode = policy.for_port(p.port)
         needs_inspector |= mode == PERMISSIVE
         cluster = names.inbound_cluster(p.port)
-        raw_tcp = _inbound_filter(p.port, False, cluster)
+        raw_tcp = _inbound_filter(p.port, False, cluster, auth)
         chains += _chains_for(mode, {"destination_port": p.port},
-                              _inbound_filter(p.port, is_http(p.protocol), cluster),
+                              _inbound_filter(p.port, is_http(p.protocol), cluster, auth),
                               raw_tcp, mesh.trust_domain, f"inbound|{p.port}")
-    passthrough = _inbound_filter(0, False, names.INBOUND_PASSTHROUGH)
+    passthrough = _inbound_filter(0, False, names.INBOUND_PASSTHROUGH, auth)
     default_chains = _chains_for(policy.mode, {}, passthrough, passthrough,
                                  mesh.trust_domain, "inbound-passthrough")
     # The default filter chain has no match; under PERMISSIVE the plaintext variant is the

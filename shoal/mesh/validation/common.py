@@ -282,3 +282,48 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 def as_list(value: Any) -> list[Any]:
     return fields.as_list(value)
+
+
+TARGET_KINDS = {("", "Service"), ("networking.istio.io", "ServiceEntry"),
+                ("gateway.networking.k8s.io", "Gateway"),
+                ("gateway.networking.k8s.io", "GatewayClass")}
+"""(group, kind) a security policy's targetRef may name (Istio's allowedTargetRefs)."""
+TARGET_REF = {"group": "str", "kind": "str", "name": "str", "namespace": "str"}
+
+
+def workload_target(spec: dict[str, Any]) -> Errs:
+    """`selector` / `targetRef` / `targetRefs` of a security policy, as Istio checks
+    them: at most one kind of target; selector labels without empty keys or `*`;
+    each reference names a Service, ServiceEntry, Gateway or GatewayClass in the
+    policy's own namespace."""
+    errs: Errs = []
+    set_ = [k for k in ("selector", "targetRef", "targetRefs") if spec.get(k)]
+    if len(set_) > 1:
+        errs.append(errors.invalid(f"spec.{set_[1]}", spec[set_[1]],
+                                   "only one of selector, targetRef or targetRefs may be set"))
+    labels_ = as_dict(as_dict(spec.get("selector")).get("matchLabels"))
+    for key, value in labels_.items():
+        at = f"spec.selector.matchLabels[{key}]"
+        if key == "":
+            errs.append(errors.invalid(at, key, "an empty label key is not allowed"))
+        elif "*" in str(key) or "*" in str(value):
+            errs.append(errors.invalid(at, value, "wildcards are not supported in a selector"))
+    errs += labels("spec.selector.matchLabels", labels_)
+    refs = [("spec.targetRef", spec.get("targetRef"))] if spec.get("targetRef") else []
+    refs += [(f"spec.targetRefs[{i}]", r) for i, r in enumerate(as_list(spec.get("targetRefs")))]
+    for at, ref in refs:
+        ref = as_dict(ref)
+        if not ref.get("name"):
+            errs.append(errors.required(f"{at}.name"))
+        if not ref.get("kind"):
+            errs.append(errors.required(f"{at}.kind"))
+        elif (ref.get("group") or "", ref.get("kind")) not in TARGET_KINDS and \
+                not (ref.get("group") == "core" and ref.get("kind") == "Service"):
+            errs.append(errors.invalid(f"{at}.kind", ref.get("kind"),
+                                       "must be Service, networking.istio.io ServiceEntry, or "
+                                       "gateway.networking.k8s.io Gateway or GatewayClass "
+                                       "(with its group)"))
+        if ref.get("namespace"):
+            errs.append(errors.forbidden(f"{at}.namespace", "cross-namespace references are "
+                                         "not supported: omit namespace"))
+    return errs
