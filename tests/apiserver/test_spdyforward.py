@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 
-
-
 from shoal.apiserver import spdy, spdyforward
 
 
