@@ -21,8 +21,8 @@ Contract: `FrameDecoder.feed(data)` returns the complete frames buffered so far 
 incomplete tail is kept for the next call); anything malformed raises `SpdyError`
 (the session must then end: after a broken header block the compression context is
 lost). Limits refuse oversized input before it is buffered: a control frame over
-`max_control_frame` bytes, a data frame over `max_data_frame`, a header block that
-inflates past `max_header_block`. Unknown control frame types are skipped, as the
+`max_control_frame` bytes (64 KiB), a data frame over `max_data_frame` (1 MiB; kubectl
+writes 32 KiB at most), a header block that inflates past `max_header_block` (64 KiB). Unknown control frame types are skipped, as the
 spec says. Flow control (WINDOW_UPDATE, SETTINGS' initial window) is parsed but is
 the session's business; kubectl's spdystream neither sends nor honours windows.
 """
@@ -204,7 +204,7 @@ def parse_header_block(block: bytes) -> Headers:
 class FrameDecoder:
     """Bytes of one direction of a connection -> frames (see the module docstring)."""
 
-    def __init__(self, *, max_control_frame: int = 64 * 1024, max_data_frame: int = MAX_LENGTH,
+    def __init__(self, *, max_control_frame: int = 64 * 1024, max_data_frame: int = 1 << 20,
                  max_header_block: int = 64 * 1024) -> None:
         self.max_control_frame = max_control_frame
         self.max_data_frame = max_data_frame
