@@ -9,6 +9,13 @@ the end. Objects are ConfigMaps of ~200 bytes. Creates are sequential (one in fl
 closed loop) and then 16 in flight; list latency is the median/p99 of 20 full lists of
 the namespace; watch latency is the time from sending a create to receiving its ADDED
 event on an open watch (sequential, one in flight).
+
+Port-forward throughput (`--portforward-mb N`, default 64, 0 to skip): a busybox pod
+serves an N MB file with httpd; one HTTP/1.0 GET of it, read to the end, timed three
+times (the median is reported) over a direct connection to the pod IP (the peer),
+then through `kubectl port-forward` over its default WebSocket tunnel, over plain SPDY
+(`KUBECTL_PORT_FORWARD_WEBSOCKETS=false`), and through `shoal port-forward` (the
+channel form), all in the same run.
 """
 
 from __future__ import annotations
@@ -16,9 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
+import re
+import socket
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -165,19 +176,81 @@ async def bench_http(shoal: ShoalInstance, n_objects: int, n_creates: int, n_wat
             "watch_p99_ms": pct(got, .99) * 1e3, "list_items": len(items)}
 
 
+PF_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: pf-bench, namespace: default}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/big bs=1048576 count={mb} 2>/dev/null && exec httpd -f -p 80 -h /www"]
+    readinessProbe: {{tcpSocket: {{port: 80}}, periodSeconds: 1}}
+"""
+
+
+def _fetch_seconds(host: str, port: int, size: int) -> float:
+    """One GET of /big read to the end; its time (asserting every byte arrived)."""
+    t0 = time.perf_counter()
+    with socket.create_connection((host, port), timeout=60) as sock:
+        sock.sendall(b"GET /big HTTP/1.0\r\nHost: pf\r\n\r\n")
+        got = 0
+        while chunk := sock.recv(1 << 16):
+            got += len(chunk)
+    elapsed = time.perf_counter() - t0
+    assert got >= size, f"got {got} of {size} bytes from {host}:{port}"
+    return elapsed
+
+
+def _through_forward(argv: list[str], env: dict, size: int) -> float:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        match = re.match(r"Forwarding from 127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert match, f"{argv[0]} port-forward did not start"
+        return statistics.median(_fetch_seconds("127.0.0.1", int(match[1]), size) for _ in range(3))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def bench_portforward(shoal: ShoalInstance, mb: int) -> dict:
+    """MB/s of one download: direct to the pod IP, and through each port-forward path."""
+    shoal.kubectl("apply", "-f", "-", input=PF_POD.format(mb=mb))
+    shoal.kubectl("wait", "--for=condition=Ready", "pod/pf-bench", "--timeout=120s")
+    ip = shoal.kubectl("get", "pod", "pf-bench", "-o", "jsonpath={.status.podIP}").stdout.strip()
+    size = mb * 1024 * 1024
+    kubectl = ["kubectl", "--kubeconfig", str(shoal.kubeconfig), "port-forward", "pod/pf-bench", ":80"]
+    seconds = {
+        "direct": statistics.median(_fetch_seconds(ip, 80, size) for _ in range(3)),
+        "kubectl_websocket": _through_forward(kubectl, dict(os.environ), size),
+        "kubectl_spdy": _through_forward(kubectl, {**os.environ, "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}, size),
+        "shoal": _through_forward([sys.executable, "-m", "shoal.cli.main", "port-forward", "pf-bench", ":80"],
+                                  shoal.env, size),
+    }
+    shoal.kubectl("delete", "pod", "pf-bench", "--wait=false")
+    return {"MB": mb, **{f"{k}_MB_per_s": mb / v for k, v in seconds.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--creates", type=int, default=1000)
     parser.add_argument("--watch", type=int, default=300)
+    parser.add_argument("--portforward-mb", type=int, default=64)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="shoal-bench-api-") as tmp:
         store_figures = asyncio.run(bench_store(Path(tmp) / "alone.db", args.objects,
                                                 args.creates, args.watch))
-        shoal = ShoalInstance(Path(tmp) / "state").start()
+        shoal = ShoalInstance(Path(tmp) / "state")
+        if args.portforward_mb:
+            shoal.shoal("image", "bootstrap", "busybox", "--busybox")
+        shoal.start()
         try:
             http_figures = asyncio.run(bench_http(shoal, args.objects, args.creates, args.watch))
+            forward_figures = bench_portforward(shoal, args.portforward_mb) if args.portforward_mb else None
         finally:
             shoal.stop()
     rows = [
@@ -190,6 +263,8 @@ def main() -> None:
     ]
     result = {"area": "api", "http": http_figures, "store": store_figures,
               "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    if forward_figures:
+        result["portforward"] = forward_figures
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -198,6 +273,13 @@ def main() -> None:
     for label, key, fmt in rows:
         h, s = http_figures[key], store_figures[key]
         print(f"{label:<36}{fmt.format(h):>12}{fmt.format(s):>14}{h / s:>8.2f}")
+    if forward_figures:
+        direct = forward_figures["direct_MB_per_s"]
+        print(f"\nport-forward, one {forward_figures['MB']} MB download (MB/s; peer: direct to the pod IP "
+              f"{direct:.0f} MB/s)")
+        for key in ("kubectl_websocket", "kubectl_spdy", "shoal"):
+            value = forward_figures[f"{key}_MB_per_s"]
+            print(f"  {key:<34}{value:>12.1f}{direct:>14.1f}{value / direct:>8.2f}")
 
 
 def machine() -> str:

@@ -1,21 +1,27 @@
-"""`pods/portforward` over WebSocket, Kubernetes' channel form (what the official Python
-client and other WebSocket clients speak).
+"""`pods/portforward` in the three forms clients speak, on one handler.
 
-Wire format (`v4.channel.k8s.io` / `portforward.k8s.io` subprotocol): the query names
-the pod's ports (`ports=80&ports=8080` or `ports=80,8080`); port i owns channel 2i for
-data (both ways) and 2i+1 for errors (server -> client). The server's first message on
-each channel is the channel byte and the port number, two bytes little-endian. Then
-data flows as `[2i] + bytes`; a failure to reach the port, or its end, is told on the
-error channel as text. The WebSocket closes once every port's connection has ended or
-the client closes it.
+- kubectl 1.31+ (`SPDY/3.1+portforward.k8s.io`, the default since 1.31): a WebSocket
+  whose binary messages carry SPDY/3.1 frames; kubectl then opens an error and a data
+  stream per local connection (`spdyforward`).
+- kubectl's fallback, and older kubectl: a plain HTTP/1.1 `Upgrade: SPDY/3.1` with
+  `X-Stream-Protocol-Version: portforward.k8s.io` (kubelet's handshake: the header is
+  required, the answer names the chosen version), then the same SPDY streams.
+- The official clients' channel form (`v4.channel.k8s.io` / `portforward.k8s.io`
+  WebSocket subprotocols), below: the query names the pod's ports
+  (`ports=80&ports=8080` or `ports=80,8080`); port i owns channel 2i for data (both
+  ways) and 2i+1 for errors (server -> client). The server's first message on each
+  channel is the channel byte and the port number, two bytes little-endian. Then data
+  flows as `[2i] + bytes`; a failure to reach the port is told on the error channel as
+  text. The WebSocket closes once every port's connection has ended or the client
+  closes it.
 
-Not served: kubectl's own port-forward protocols. kubectl 1.30+ asks for the
-subprotocol `SPDY/3.1+portforward.k8s.io` (SPDY frames tunnelled in WebSocket) and then
-falls back to plain SPDY; both need a SPDY/3.1 implementation, which shoal does not
-have. Such a request gets 400 with a message that says so.
+The pod is checked first (no such pod, not running: a Status kubectl prints); a request
+that is no upgrade at all gets 400 `Upgrade request required`, as Kubernetes answers.
+Errors on the error stream/channel read as kubelet's (`podports.forward_error`).
 
-Concurrency: one handler task per session and two relay tasks per port (client -> pod,
-pod -> client); every task is cancelled and every pod connection closed before the
+Concurrency: one handler task per session; the channel form has two relay tasks per
+port (client -> pod, pod -> client), the SPDY form one task per forwarded connection
+(`spdyforward`). Every task is cancelled and every pod connection closed before the
 handler returns, however the session ends.
 """
 
@@ -24,35 +30,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from shoal.api import errors
+from shoal.apiserver import podports, spdyforward
+from shoal.apiserver.spdysession import UpgradedTransport, WebSocketTransport
 from shoal.apiserver.verbs import Target
 from shoal.tasks import cancel_and_wait
 
 log = logging.getLogger("shoal.apiserver.portforward")
 
 PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io")
+SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+" + spdyforward.PROTOCOL
+SPDY_UPGRADE = "SPDY/3.1"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 65536
 
-
-class PodPorts(Protocol):
-    """What `pods/portforward` needs from the node."""
-
-    async def open_port(self, namespace: str, pod: str, port: int) -> tuple[asyncio.StreamReader,
-                                                                            asyncio.StreamWriter]:
-        """A TCP connection to `port` of the pod (its own localhost, as kubelet
-        connects). Raises StatusError when the pod cannot be served; OSError when the
-        port refuses."""
-        ...
-
-    async def check_ports(self, namespace: str, pod: str) -> None:
-        """Raise StatusError (Kubernetes' words) when the pod cannot be port-forwarded."""
-        ...
+PodPorts = podports.PodPorts
 
 
 def parse_ports(query: Any) -> list[int]:
@@ -79,6 +75,25 @@ def port_header(channel: int, port: int) -> bytes:
     return bytes([channel]) + port.to_bytes(2, "little")
 
 
+def is_spdy_upgrade(headers: Any) -> bool:
+    """A plain HTTP Upgrade to SPDY/3.1 (kubelet's test: both headers contain it)."""
+    return "upgrade" in headers.get("Connection", "").lower() and \
+        SPDY_UPGRADE.lower() in headers.get("Upgrade", "").lower()
+
+
+def negotiate_stream_protocol(headers: Any) -> str:
+    """kubelet's handshake on `X-Stream-Protocol-Version` (comma-separated, repeatable):
+    the first version the client names that we serve, else the error it gives."""
+    offered = [p.strip() for value in headers.getall("X-Stream-Protocol-Version", ())
+               for p in value.split(",") if p.strip()]
+    if not offered:
+        raise errors.BadRequest("unable to upgrade: X-Stream-Protocol-Version is required")
+    if spdyforward.PROTOCOL not in offered:
+        raise errors.Forbidden(f"unable to upgrade: unable to negotiate protocol: client supports "
+                               f"[{' '.join(offered)}], server accepts [{spdyforward.PROTOCOL}]")
+    return spdyforward.PROTOCOL
+
+
 class PortForwardHandler:
     """The `add_subresource` handler for pods/portforward over a `PodPorts`."""
 
@@ -89,31 +104,40 @@ class PortForwardHandler:
         if request.method not in ("GET", "POST"):
             raise errors.MethodNotAllowed(f"{request.method} is not allowed on pods/portforward")
         namespace, name = target.namespace or "default", target.name or ""
-        await self.ports.check_ports(namespace, name)
-        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, heartbeat=None,
-                                   max_msg_size=MAX_MESSAGE_BYTES)
+        uid = await self.ports.check_ports(namespace, name)
+        ws = web.WebSocketResponse(protocols=(SPDY_TUNNEL_PROTOCOL, *PROTOCOLS), autoping=True,
+                                   heartbeat=None, max_msg_size=MAX_MESSAGE_BYTES)
         ready = ws.can_prepare(request)
-        if not ready.ok or ready.protocol is None:
+        if ready.ok and ready.protocol == SPDY_TUNNEL_PROTOCOL:
+            await ws.prepare(request)
+            await spdyforward.SpdyPortForward(WebSocketTransport(ws), self.ports, namespace, name, uid).serve()
+            return ws
+        if ready.ok and ready.protocol is not None:
+            ports = parse_ports(request.query)
+            await ws.prepare(request)
+            session = _Session(ws, self.ports, namespace, name, uid, ports)
+            try:
+                await session.run()
+            finally:
+                await session.close()
+            return ws
+        if ready.ok or not is_spdy_upgrade(request.headers):
             raise errors.BadRequest(
-                "this server serves pods/portforward over WebSocket with the subprotocol "
-                f"{' or '.join(PROTOCOLS)} only; SPDY (and kubectl's SPDY/3.1+portforward.k8s.io "
-                "tunnel) is not supported")
-        ports = parse_ports(request.query)
-        await ws.prepare(request)
-        session = _Session(ws, self.ports, namespace, name, ports)
-        try:
-            await session.run()
-        finally:
-            await session.close()
-        return ws
+                "Upgrade request required: pods/portforward is served over WebSocket (subprotocol "
+                f"{SPDY_TUNNEL_PROTOCOL} or {' or '.join(PROTOCOLS)}) or an HTTP Upgrade to {SPDY_UPGRADE}")
+        version = negotiate_stream_protocol(request.headers)
+        transport = await UpgradedTransport.upgrade(request, {
+            "Connection": "Upgrade", "Upgrade": SPDY_UPGRADE, "X-Stream-Protocol-Version": version})
+        await spdyforward.SpdyPortForward(transport, self.ports, namespace, name, uid).serve()
+        return transport.response
 
 
 class _Session:
-    def __init__(self, ws: web.WebSocketResponse, ports: PodPorts, namespace: str, pod: str,
+    def __init__(self, ws: web.WebSocketResponse, ports: PodPorts, namespace: str, pod: str, uid: str,
                  numbers: list[int]) -> None:
         self.ws = ws
         self.ports = ports
-        self.namespace, self.pod = namespace, pod
+        self.namespace, self.pod, self.uid = namespace, pod, uid
         self.numbers = numbers
         self.writers: dict[int, asyncio.StreamWriter] = {}  # data channel -> pod connection
         self.tasks: list[asyncio.Task[None]] = []
@@ -126,7 +150,7 @@ class _Session:
             try:
                 reader, writer = await self.ports.open_port(self.namespace, self.pod, port)
             except (OSError, asyncio.TimeoutError, errors.StatusError) as exc:
-                await self.ws.send_bytes(bytes([2 * i + 1]) + forward_error(self.pod, port, exc).encode())
+                await self.ws.send_bytes(bytes([2 * i + 1]) + podports.forward_error(self.pod, self.uid, port, exc).encode())
                 continue
             self.writers[2 * i] = writer
             self.tasks.append(asyncio.create_task(self._from_pod(2 * i, reader), name="portforward-out"))
@@ -167,17 +191,3 @@ class _Session:
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await self.ws.close()
-
-
-def forward_error(pod: str, port: int, exc: BaseException) -> str:
-    """The error-channel text for a port that could not be reached (kubelet's wording)."""
-    if isinstance(exc, errors.StatusError):
-        reason = exc.message
-    elif isinstance(exc, OSError) and exc.errno:
-        reason = f"failed to connect to localhost:{port} inside the pod's network namespace: " \
-                 f"{os.strerror(exc.errno).lower()}"
-    elif isinstance(exc, asyncio.TimeoutError):
-        reason = f"failed to connect to localhost:{port} inside the pod's network namespace: timed out"
-    else:
-        reason = str(exc)
-    return f"error forwarding port {port} to pod {pod}: {reason}"

@@ -136,8 +136,10 @@ class NodeStreams:
                                "exec", "--process", str(process), "--pid-file", str(pid), cid),
                            command=options.command, tty=options.tty, stdin=options.stdin)
 
-    async def check_ports(self, namespace: str, pod: str) -> None:
-        check_streamable(await self._pod(namespace, pod), "forward ports of")
+    async def check_ports(self, namespace: str, pod: str) -> str:
+        obj = await self._pod(namespace, pod)
+        check_streamable(obj, "forward ports of")
+        return obj["metadata"].get("uid") or ""
 
     async def open_port(self, namespace: str, pod: str, port: int) -> tuple[asyncio.StreamReader,
                                                                             asyncio.StreamWriter]:

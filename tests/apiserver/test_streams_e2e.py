@@ -2,7 +2,8 @@
 `shoal logs/exec`, against one real daemon for the module: `pods/log` (tail, timestamps,
 limit-bytes, since, follow, previous), `pods/exec` (stdin, stderr, exit codes, tty with
 resizes, Kubernetes' refusals), `kubectl cp`, `pods/attach`, `pods/portforward` over
-WebSocket (the Python client; kubectl's SPDY is refused with the reason), malformed
+WebSocket's channel form (the Python client; kubectl's SPDY form is in
+test_portforward_kubectl_e2e), malformed
 frames, and vanishing or concurrent clients leaving no process or fd behind."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from shoal import timestamps
-from tests.daemon_harness import ShoalInstance, free_port, wait_for
+from tests.daemon_harness import ShoalInstance, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -398,8 +399,9 @@ def test_port_forward_to_a_closed_port_says_why(daemon):
     sock = pf.socket(81)
     sock.settimeout(10)
     assert sock.recv(100) == b""
-    assert pf.error(81) == ("error forwarding port 81 to pod web: failed to connect to localhost:81 inside "
-                            "the pod's network namespace: connection refused")
+    uid = core_api(daemon).read_namespaced_pod("web", "default").metadata.uid
+    assert pf.error(81) == (f"error forwarding port 81 to pod web, uid {uid}: failed to connect to localhost:81 "
+                            "inside the pod's network namespace: connection refused")
 
 
 VANISHING_CLIENT = """
@@ -429,13 +431,6 @@ def test_port_forward_survives_a_client_vanishing(daemon):
     assert http_get_through_forward(api).endswith(b"hello-from-web\n")
     wait_for(lambda: len(list(Path(f"/proc/{daemon.pid}/fd").iterdir())) <= fds_before + 2, timeout=10,
              what="the daemon's fds back to where they were")
-
-
-def test_kubectl_port_forward_is_refused_with_the_reason(daemon):
-    # kubectl 1.32 speaks SPDY (tunnelled in WebSocket, then plain); shoal serves no SPDY
-    r = daemon.kubectl("port-forward", "pod/web", f"{free_port()}:80", check=False, timeout=30)
-    assert r.returncode != 0
-    assert "SPDY" in r.stderr and "not supported" in r.stderr
 
 
 def test_malformed_frames_end_nothing(daemon):

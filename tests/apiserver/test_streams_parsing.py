@@ -10,7 +10,7 @@ import pytest
 from multidict import MultiDict
 
 from shoal.api import errors
-from shoal.apiserver import channels, portforward, streams
+from shoal.apiserver import channels, podports, portforward, streams
 from shoal.cli import podstreams
 from shoal.node.streams import check_streamable, choose_container, exec_process
 
@@ -77,8 +77,8 @@ def test_port_forward_query_and_header():
         with pytest.raises(errors.BadRequest, match=message):
             portforward.parse_ports(query)
     assert portforward.port_header(3, 8080) == bytes([3, 0x90, 0x1F])
-    assert portforward.forward_error("web", 81, ConnectionRefusedError(111, "x")) == (
-        "error forwarding port 81 to pod web: failed to connect to localhost:81 inside the pod's "
+    assert podports.forward_error("web", "u-1", 81, ConnectionRefusedError(111, "x")) == (
+        "error forwarding port 81 to pod web, uid u-1: failed to connect to localhost:81 inside the pod's "
         "network namespace: connection refused")
 
 
