@@ -16,7 +16,10 @@ Where packets are judged (filter table, P = chain_prefix):
     INPUT   -> P-INPUT   -> P-POLICY      only pod -> cluster DNS (gateway:dns_port): the
                                           DNS runs on the node, but Kubernetes' DNS is a pod,
                                           so egress policies govern it (no implicit allow)
-    P-POLICY      conntrack RELATED,ESTABLISHED RETURN (replies of allowed connections);
+    P-POLICY      conntrack ESTABLISHED in the reply direction RETURN (replies of allowed
+                  connections) and RELATED (their ICMP errors); packets in the original
+                  direction are judged every time, so a policy change applies to open
+                  connections at their next packet, not only to new ones;
                   -s POD -j P-NPE-<h> for each pod isolated for egress;
                   -d POD -j P-NPI-<h> for each pod isolated for ingress
     P-NPE-<h>     the pod's egress allows, each `-d PEER [-p proto --dport N[:M]] -j RETURN`;
@@ -129,8 +132,10 @@ class NetworkPolicyRules:
         p = self._settings.chain_prefix
         filt = rules.TableRules("filter")
         entry = filt.declare(policy_chain(p))
-        filt.append(entry, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+        filt.append(entry, "-m", "conntrack", "--ctstate", "ESTABLISHED", "--ctdir", "REPLY",
                     *rules.comment("replies of allowed connections"), "-j", "RETURN")
+        filt.append(entry, "-m", "conntrack", "--ctstate", "RELATED",
+                    *rules.comment("errors about allowed connections"), "-j", "RETURN")
         ordered = sorted(pods, key=lambda pp: pp.pod_key)
         blocks: set[str] = set()
         for direction, match in ((EGRESS, "-s"), (INGRESS, "-d")):

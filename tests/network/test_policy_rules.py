@@ -23,16 +23,18 @@ def test_no_policies_leave_only_the_conntrack_rule_and_delete_stale_chains():
     assert "-X SHOALT1234-NPI-OLD" in text and "-X SHOALT1234-NPB-OLD" in text
     assert "-X SHOALT1234-FORWARD" not in text and "OTHER" not in text
     assert chain_rules(text, "SHOALT1234-POLICY") == [
-        '-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "replies of allowed connections" -j RETURN']
+        '-m conntrack --ctstate ESTABLISHED --ctdir REPLY -m comment --comment "replies of allowed connections" '
+        '-j RETURN',
+        '-m conntrack --ctstate RELATED -m comment --comment "errors about allowed connections" -j RETURN']
 
 
 def test_default_deny_ingress_rejects_after_self_and_allowed_peers():
     web = PodPolicy("default/web", "10.201.1.5", ingress=(
         Allow((Peer("10.201.1.7/32"),), (PortMatch("TCP", 8080),), "default/allow ingress[0]"),))
     text = NetworkPolicyRules(SETTINGS).render([web])
-    entry = chain_rules(text, "SHOALT1234-POLICY")
-    assert entry[1].startswith("-d 10.201.1.5/32 ") and "-j SHOALT1234-NPI-" in entry[1]
-    pod_chain = entry[1].split("-j ")[-1]
+    entry = chain_rules(text, "SHOALT1234-POLICY")[2:]
+    assert entry[0].startswith("-d 10.201.1.5/32 ") and "-j SHOALT1234-NPI-" in entry[0]
+    pod_chain = entry[0].split("-j ")[-1]
     body = chain_rules(text, pod_chain)
     assert body[0] == "-j MARK --set-xmark 0x0/0x20000"
     assert body[1].startswith("-s 10.201.1.5/32 ") and body[1].endswith("-j RETURN")
@@ -49,7 +51,7 @@ def test_egress_checked_before_ingress_and_ranges_protocols_any_port():
     ))
     server = PodPolicy("b/server", "10.201.1.5", ingress=())
     text = NetworkPolicyRules(SETTINGS).render([server, client])
-    entry = chain_rules(text, "SHOALT1234-POLICY")
+    entry = chain_rules(text, "SHOALT1234-POLICY")[1:]
     assert entry[1].startswith("-s 10.201.1.9/32 ") and "-NPE-" in entry[1]
     assert entry[2].startswith("-d 10.201.1.5/32 ") and "-NPI-" in entry[2]
     body = chain_rules(text, entry[1].split("-j ")[-1])
@@ -72,7 +74,7 @@ def test_ip_block_with_except_uses_a_shared_block_chain_and_the_mark():
     assert chain_rules(text, blocks[0]) == [
         "-d 10.201.1.16/28 -j RETURN", "-d 10.201.1.5/32 -j RETURN",
         "-d 10.201.1.0/24 -j MARK --set-xmark 0x20000/0x20000"]
-    pod_chain = chain_rules(text, "SHOALT1234-POLICY")[1].split("-j ")[-1]
+    pod_chain = chain_rules(text, "SHOALT1234-POLICY")[2].split("-j ")[-1]
     body = chain_rules(text, pod_chain)
     assert body[2].startswith("-p tcp -m tcp --dport 80 ") and body[2].endswith(f"-j {blocks[0]}")
     assert body[3] == "-m mark --mark 0x20000/0x20000 -j RETURN"
