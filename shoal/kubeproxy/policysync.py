@@ -4,7 +4,8 @@ NetworkPolicies, Pods and Namespaces.
 Three informers hold the picture; on any change (a policy written, a pod getting its IP
 or new labels, a namespace relabelled, a pod gone) the shared `Resync` loop plans every
 isolated pod's allow lists (`policyplan.plan_policies`, pure) and applies them with one
-`iptables-restore` (`NetworkPolicyRules.sync`). Deleting the last policy leaves an empty
+`iptables-restore` (`NetworkPolicyRules.sync`), skipped when the plan equals the one
+last applied (most pod changes are status updates that change no rule). Deleting the last policy leaves an empty
 P-POLICY chain (everything passes); `shoal down` removes the chains with every other
 chain of the instance.
 
@@ -36,6 +37,7 @@ class PolicySync:
         self._resync = Resync("netpol", [self._policies, self._pods, self._namespaces], self._apply,
                               run_informers=shared is None, debounce_seconds=debounce_seconds,
                               retry_seconds=retry_seconds)
+        self._applied: list | None = None
         self.synced = self._resync.synced
         """Set after the first successful sync."""
 
@@ -48,4 +50,7 @@ class PolicySync:
     async def _apply(self) -> None:
         plan = plan_policies(self._policies.lister.list(), self._pods.lister.list(),
                              self._namespaces.lister.list(), cluster_dns=self._cluster_dns)
+        if plan == self._applied:
+            return  # most pod changes (status, probes) change no rule
         await self._rules.sync(plan)
+        self._applied = plan
