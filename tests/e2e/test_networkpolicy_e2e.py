@@ -237,7 +237,7 @@ def nslookup(shoal: ShoalInstance, ns: str, pod: str, name: str) -> subprocess.C
 
 
 def test_egress_default_deny_blocks_dns_too_and_an_ip_block_reopens(shoal):
-    server_ip = ip_of(shoal, "np", "server")
+    server_ip = json.loads(shoal.kubectl("get", "svc", "server", "-n", "np", "-o", "json").stdout)["spec"]["clusterIP"]
     assert nslookup(shoal, "far", "remote", "server.np.svc.cluster.local").returncode == 0
     shoal.kubectl("apply", "-f", "-", input=DENY_EGRESS)
     settle(lambda: not reaches(shoal, "far", "remote", url(shoal, 9090)), "egress deny to block remote")
