@@ -42,14 +42,14 @@ from shoal.controllers import build_manager
 from shoal.controllers.events import EventRecorder
 from shoal.fsutil import write_atomic
 from shoal.images import ImageStore
-from shoal.kubeproxy import ServiceSync
+from shoal.kubeproxy import ClusterDns, PolicySync, ServiceSync
 from shoal.mesh import MeshCA, MeshConfig, MeshControl, XdsServer
 from shoal.mesh import kinds as mesh_kinds, report
 from shoal.mesh.apisource import ApiSource
 from shoal.mesh.sidecar import MeshHooks
 from shoal.mesh.status import start_status_writer
 from shoal.mesh.telemetry import PodSockets, TelemetryService
-from shoal.network import ClusterDNS, PodNetwork, ServiceDirectory, ServiceProxy
+from shoal.network import ClusterDNS, NetworkPolicyRules, PodNetwork, ServiceDirectory, ServiceProxy
 from shoal.node.streams import NodeStreams
 from shoal.node import DEFAULT_CGROUP_PARENT, BackoffPolicy, NodeHandle, PodHooks, build_runtime, run_node
 from shoal.node.metrics import CgroupUsage
@@ -142,6 +142,10 @@ class Daemon:
         manager = build_manager(self.client, s)
         directory = ServiceDirectory()
         services = ServiceSync(self.client, ServiceProxy(s), directory, shared=manager.informer)
+        # -- wip-netpol: NetworkPolicy enforcement in the host's filter table --
+        policies = PolicySync(self.client, NetworkPolicyRules(s), shared=manager.informer,
+                              cluster_dns=ClusterDns(network.gateway, s.dns_port) if s.dns_port else None)
+        # -- end wip-netpol --
         source = ApiSource(self.client, shared=manager.informer)
         await manager.start()
         self._on_stop("controllers", manager.stop)
@@ -149,6 +153,8 @@ class Daemon:
         # kube-proxy role and cluster DNS on the bridge's gateway address.
         await services.start()
         self._on_stop("service proxy", services.stop)
+        await policies.start()  # wip-netpol
+        self._on_stop("network policies", policies.stop)  # wip-netpol
         dns = ClusterDNS(s, directory, host=network.gateway)
         await dns.start()
         self._on_stop("cluster dns", dns.stop)

@@ -26,6 +26,7 @@ from shoal.api import schema as schemas
 from shoal.api import strategy as strategies
 from shoal.api.builtin import (batch, configs, cronjobs, events, namespaces, nodes, podstrategy,
                                pods, services, sets, storage, workloads)
+from shoal.api.builtin import endpointslices, networkpolicies  # wip-netpol
 from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -260,6 +261,13 @@ _builtin(ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True
 _builtin(ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions",
                       "controllerrevision", True),
          "V1ControllerRevision", None, sets.validate_controllerrevision)
+# -- wip-netpol: NetworkPolicy (enforced by shoal.kubeproxy.policysync), EndpointSlice --
+_builtin(ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy",
+                      True, ("netpol",)),
+         "V1NetworkPolicy", networkpolicies.default_networkpolicy, networkpolicies.validate_networkpolicy)
+_builtin(ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
+         "V1EndpointSlice", endpointslices.default_endpointslice, endpointslices.validate_endpointslice)
+# -- end wip-netpol --
 
 BUILTIN_MODELS = [reg.schema for reg in _registry.values()]
 """Client model names of the built-in kinds (for `schema.warm_up`)."""

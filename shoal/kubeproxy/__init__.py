@@ -10,8 +10,16 @@ except the daemon, which builds it.
 
     sync = ServiceSync(client, ServiceProxy(settings), directory, shared=manager.informer)
     await sync.start(); ...; await sync.stop()
+    policies = PolicySync(client, NetworkPolicyRules(settings),
+                          cluster_dns=ClusterDns(gateway, settings.dns_port), shared=manager.informer)
+
+Modules: `servicesync` (Services/Endpoints -> proxy rules + DNS), `policysync` and the
+pure `policyplan` (NetworkPolicies/Pods/Namespaces -> filter rules), `resync` (the
+level-based loop both share).
 """
 
+from shoal.kubeproxy.policyplan import ClusterDns
+from shoal.kubeproxy.policysync import PolicySync
 from shoal.kubeproxy.servicesync import ServiceSync
 
-__all__ = ["ServiceSync"]
+__all__ = ["ClusterDns", "PolicySync", "ServiceSync"]

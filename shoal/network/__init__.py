@@ -15,6 +15,9 @@ Public API (everything else is private to the package):
     net.allocate_cluster_ip("ns/svc", requested=None); net.release_cluster_ip("ns/svc")
     net.allocate_node_port("ns/svc", requested=None); net.release_node_port("ns/svc", port=None)
 
+    policies = NetworkPolicyRules(settings)        # NetworkPolicy enforcement (filter table)
+    await policies.sync([PodPolicy("ns/pod", "10.42.0.5", ingress=(Allow(...),), egress=None)])
+
     proxy = ServiceProxy(settings)
     proxy.render(views) -> str                     # pure iptables-restore input
     await proxy.sync(views)                        # atomic apply
@@ -32,6 +35,7 @@ How the pieces fit, and why, is written at the top of each module:
 - ipam.py         pod IPs, ClusterIPs, NodePorts, hostPorts in the store
 - proxy.py        Services -> iptables DNAT (render pure, sync atomic)
 - hostports.py    hostPort DNAT (pure)
+- policy.py       resolved NetworkPolicies -> iptables filter rules (render pure, sync atomic)
 - rules.py        iptables-restore input and the chains we own
 - views.py        core/v1 Service + Endpoints dicts -> ServiceView (pure)
 - dns_answers.py  cluster DNS records (pure); dns_server.py the UDP/TCP server
@@ -57,10 +61,16 @@ from shoal.network.errors import (
 )
 from shoal.network.model import EndpointView, PortMapping, Sandbox, ServicePort, ServiceView
 from shoal.network.pod_network import PodNetwork
+from shoal.network.policy import Allow, NetworkPolicyRules, Peer, PodPolicy, PortMatch
 from shoal.network.proxy import ServiceProxy
 from shoal.network.views import service_view
 
 __all__ = [
+    "Allow",
+    "NetworkPolicyRules",
+    "Peer",
+    "PodPolicy",
+    "PortMatch",
     "AllocationConflictError",
     "AllocationError",
     "ClusterDNS",

@@ -3,6 +3,10 @@
 Names served under `<domain>` (default cluster.local), as Kubernetes' DNS spec says:
 
 - `SVC.NS.svc.<domain>`  A: the ClusterIP; headless: every ready endpoint's IP.
+                         ExternalName: a CNAME to spec.externalName for every type
+                         (as CoreDNS answers); when the target is itself a name of the
+                         cluster domain, its A records follow in the same answer, else
+                         the client's resolver chases the CNAME (we forward that query).
                          SRV: one per named port (target: the service name; headless:
                          one per endpoint, target `<host>.SVC.NS.svc.<domain>`).
 - `_PORT._PROTO.SVC.NS.svc.<domain>`  SRV for that named port (`_http._tcp.web...`).
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from dnslib import QTYPE, RCODE, RR, SOA, SRV, A, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, SOA, SRV, A, DNSRecord
 
 from shoal.network.directory import ServiceLookup
 from shoal.network.model import EndpointView, ServiceView
@@ -76,6 +80,8 @@ def _records(labels: list[str], qtype: int, lookup: ServiceLookup, *, zone: str,
         svc = lookup.get_service(labels[1], labels[0])
         if svc is None:
             return None
+        if svc.external_name:
+            return _cname(svc.external_name, qtype, lookup, zone=zone, qname=qname, ttl=ttl)
         if qtype in (QTYPE.A, QTYPE.ANY):
             return ([RR(qname, QTYPE.A, ttl=ttl, rdata=A(ip)) for ip in _service_ips(svc)], [])
         if qtype == QTYPE.SRV:
@@ -100,6 +106,20 @@ def _records(labels: list[str], qtype: int, lookup: ServiceLookup, *, zone: str,
             return _srv(svc, (port_name, proto), qname, zone, ttl)
         return empty
     return None
+
+
+def _cname(target: str, qtype: int, lookup: ServiceLookup, *, zone: str, qname: str, ttl: int):
+    """The CNAME of an ExternalName service; a target inside the zone is followed once
+    (a chain of ExternalNames is left to the client, as a loop guard)."""
+    answers = [RR(qname, QTYPE.CNAME, ttl=ttl, rdata=CNAME(target + "."))]
+    lowered = target.lower()
+    if qtype not in (QTYPE.CNAME,) and lowered.endswith("." + zone):
+        labels = lowered[: -len(zone) - 1].split(".")
+        if len(labels) == 3 and labels[2] == "svc":
+            svc = lookup.get_service(labels[1], labels[0])
+            if svc is not None and not svc.external_name and qtype in (QTYPE.A, QTYPE.ANY):
+                answers += [RR(target + ".", QTYPE.A, ttl=ttl, rdata=A(ip)) for ip in _service_ips(svc)]
+    return answers, []
 
 
 def _service_ips(svc: ServiceView) -> list[str]:

@@ -49,9 +49,11 @@ Base chains (P = chain_prefix), written here; the proxy and hostports own the re
     nat    POSTROUTING -> P-POSTROUTING: masquerade pod egress (-s pod_cidr ! -o bridge),
                                          masquerade packets carrying MASQUERADE_MARK
     nat    P-MARK-MASQ: set MASQUERADE_MARK
-    filter FORWARD     -> P-FORWARD:     reject the service range (tcp-reset/icmp); accept from the
+    filter FORWARD     -> P-FORWARD:     reject the service range (tcp-reset/icmp); network
+                                         policies (-j P-POLICY, see policy.py); accept from the
                                          bridge, and to it when established or DNATed
     filter OUTPUT      -> P-OUTPUT:      reject the service range
+    filter INPUT       -> P-INPUT:       pods' packets to the cluster DNS -j P-POLICY
 
 Concurrency: `setup` and `teardown` are idempotent and may be re-run; callers serialize
 them (PodNetwork holds a lock).
@@ -74,6 +76,7 @@ JUMPS = (
     ("nat", "POSTROUTING", "POSTROUTING"),
     ("filter", "FORWARD", "FORWARD"),
     ("filter", "OUTPUT", "OUTPUT"),
+    ("filter", "INPUT", "INPUT"),
 )
 
 
@@ -87,9 +90,10 @@ def bridge_mac(bridge: str) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
-def render_base_rules(settings: Settings, *, existing_nat: set[str]) -> list[rules.TableRules]:
-    """Base chains; the proxy's and hostports' entry chains are created only if missing,
-    so re-running setup never empties them."""
+def render_base_rules(settings: Settings, *, existing_nat: set[str],
+                      existing_filter: frozenset[str] | set[str] = frozenset()) -> list[rules.TableRules]:
+    """Base chains; the proxy's, hostports' and policies' entry chains are created only
+    if missing, so re-running setup never empties them."""
     p = settings.chain_prefix
     ch = lambda role: names.chain(p, role)  # noqa: E731
     mark = f"{names.MASQUERADE_MARK:#x}"
@@ -113,6 +117,9 @@ def render_base_rules(settings: Settings, *, existing_nat: set[str]) -> list[rul
     filt = rules.TableRules("filter")
     filt.declare(ch("FORWARD"))
     filt.declare(ch("OUTPUT"))
+    filt.declare(ch("INPUT"))
+    if ch("POLICY") not in existing_filter:
+        filt.declare(ch("POLICY"))
     note = rules.comment("no endpoint for this service address")
     rejects = (
         ("-p", "tcp", "-d", settings.service_cidr, *note, "-j", "REJECT", "--reject-with", "tcp-reset"),
@@ -120,11 +127,17 @@ def render_base_rules(settings: Settings, *, existing_nat: set[str]) -> list[rul
     )
     for reject in rejects:
         filt.append(ch("FORWARD"), *reject)
+    filt.append(ch("FORWARD"), *rules.comment("network policies"), "-j", ch("POLICY"))
     filt.append(ch("FORWARD"), "-i", settings.bridge, "-j", "ACCEPT")
     filt.append(ch("FORWARD"), "-o", settings.bridge, "-m", "conntrack", "--ctstate",
                 "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")
     for reject in rejects:
         filt.append(ch("OUTPUT"), *reject)
+    if settings.dns_port:
+        for proto in ("udp", "tcp"):
+            filt.append(ch("INPUT"), "-i", settings.bridge, "-d", f"{gateway(settings)}/32", "-p", proto,
+                        "-m", proto, "--dport", str(settings.dns_port),
+                        *rules.comment("network policies: egress to the cluster DNS"), "-j", ch("POLICY"))
     return [nat, filt]
 
 
@@ -153,7 +166,8 @@ async def setup(settings: Settings) -> None:
     if await commands.read_sysctl("net.bridge.bridge-nf-call-iptables") is not None:
         await commands.write_sysctl("net.bridge.bridge-nf-call-iptables", "1")
     existing = await rules.owned_chains(settings.chain_prefix, "nat")
-    await rules.apply(render_base_rules(settings, existing_nat=existing))
+    existing_filter = await rules.owned_chains(settings.chain_prefix, "filter")
+    await rules.apply(render_base_rules(settings, existing_nat=existing, existing_filter=existing_filter))
     for table, builtin, role in JUMPS:
         await rules.install_jump(table, builtin, names.chain(settings.chain_prefix, role), settings.chain_prefix)
 

@@ -105,7 +105,8 @@ class ServiceView:
     """What the data plane needs of one Service and its Endpoints.
 
     `cluster_ip` None means headless (`clusterIP: None`): no iptables rules, and DNS
-    answers with the ready endpoints' IPs.
+    answers with the ready endpoints' IPs. `external_name` set means type ExternalName:
+    no address, no rules; DNS answers the service name with a CNAME to it.
     """
 
     namespace: str
@@ -113,6 +114,7 @@ class ServiceView:
     cluster_ip: str | None
     ports: tuple[ServicePort, ...] = ()
     endpoints: tuple[EndpointView, ...] = ()
+    external_name: str | None = None
 
     @property
     def key(self) -> str:

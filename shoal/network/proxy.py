@@ -65,7 +65,7 @@ class ServiceProxy:
         services_chain = nat.declare(names.chain(p, "SERVICES"))
         nodeports_chain = nat.declare(names.chain(p, "NODEPORTS"))
         for svc in sorted(services, key=lambda s: s.key):
-            if svc.headless:
+            if svc.headless or svc.external_name:
                 continue
             ready = svc.ready_endpoints()
             for sp in svc.ports:

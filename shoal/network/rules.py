@@ -13,7 +13,8 @@ Who writes which chains (prefix P):
     nat    P-PREROUTING P-OUTPUT P-POSTROUTING P-MARK-MASQ     host.py (setup_host)
     nat    P-SERVICES P-NODEPORTS P-SVC-* P-SEP-*              proxy.py (ServiceProxy)
     nat    P-HOSTPORTS                                         hostports.py (PodNetwork)
-    filter P-FORWARD P-OUTPUT                                  host.py
+    filter P-FORWARD P-OUTPUT P-INPUT                          host.py
+    filter P-POLICY P-NPE-* P-NPI-* P-NPB-*                     policy.py (NetworkPolicyRules)
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Endpoints already carry resolved numbers: the endpoints controller resolves a na
 number to DNAT to, keyed by the service port's name. `notReadyAddresses` become
 `ready=False` endpoints. A NodePort is kept only for type NodePort or LoadBalancer.
 A Service with `clusterIP: None` is headless; one without a clusterIP yet (not
-allocated) is skipped by the proxy, like headless, until it has one.
+allocated) is skipped by the proxy, like headless, until it has one. An ExternalName
+Service carries its `externalName` (trailing dot dropped) and no address or endpoints.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def service_view(service: Mapping[str, Any], endpoints: Mapping[str, Any] | None
     cluster_ip = spec.get("clusterIP") or None
     if cluster_ip == "None":
         cluster_ip = None
+    external_name = None
+    if spec.get("type") == "ExternalName":
+        cluster_ip, external_name = None, (spec.get("externalName") or "").rstrip(".") or None
     with_node_ports = spec.get("type", "ClusterIP") in _NODE_PORT_TYPES
     ports = tuple(
         ServicePort(
@@ -59,5 +63,6 @@ def service_view(service: Mapping[str, Any], endpoints: Mapping[str, Any] | None
         name=meta["name"],
         cluster_ip=cluster_ip,
         ports=ports,
-        endpoints=tuple(found),
+        endpoints=tuple(found) if external_name is None else (),
+        external_name=external_name,
     )
