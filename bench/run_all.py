@@ -79,7 +79,7 @@ def parse_api(doc: dict) -> tuple[list[Row], list[str]]:
         Row("watch event latency, p50", http["watch_p50_ms"], "ms", peer, store["watch_p50_ms"]),
         Row("watch event latency, p99", http["watch_p99_ms"], "ms", peer, store["watch_p99_ms"]),
     ]
-    forward = doc.get("portforward")  # wip-spdy: port-forward throughput
+    forward = doc.get("portforward")  # port-forward throughput
     if forward:
         direct = forward["direct_MB_per_s"]
         for key, label in (("kubectl_websocket", "kubectl port-forward (WebSocket tunnel)"),

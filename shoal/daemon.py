@@ -153,8 +153,8 @@ class Daemon:
         # kube-proxy role and cluster DNS on the bridge's gateway address.
         await services.start()
         self._on_stop("service proxy", services.stop)
-        await policies.start()  # wip-netpol
-        self._on_stop("network policies", policies.stop)  # wip-netpol
+        await policies.start()
+        self._on_stop("network policies", policies.stop)
         dns = ClusterDNS(s, directory, host=network.gateway)
         await dns.start()
         self._on_stop("cluster dns", dns.stop)

@@ -26,7 +26,7 @@ from shoal.api import schema as schemas
 from shoal.api import strategy as strategies
 from shoal.api.builtin import (batch, configs, cronjobs, events, namespaces, nodes, podstrategy,
                                pods, services, sets, storage, workloads)
-from shoal.api.builtin import endpointslices, networkpolicies  # wip-netpol
+from shoal.api.builtin import endpointslices, networkpolicies
 from shoal.api.strategy import Strategy
 
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")

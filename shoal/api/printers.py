@@ -26,7 +26,7 @@ import datetime as dt
 from typing import Any, Callable, Iterable, Mapping
 
 from shoal.api import batchprint, podprint, selectors, setprint
-from shoal.api import networkprint  # wip-netpol
+from shoal.api import networkprint
 from shoal.api import printcells as cells
 
 Obj = Mapping[str, Any]
@@ -326,7 +326,7 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], _Printer]] = {
     "Job": (batchprint.JOB_COLUMNS, batchprint.job_row),
     "CronJob": (batchprint.CRONJOB_COLUMNS, batchprint.cronjob_row),
     **setprint.PRINTERS,
-    **networkprint.PRINTERS,  # wip-netpol
+    **networkprint.PRINTERS,
 }
 _DEFAULT = ([NAME, AGE], _default_row)
 

@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "shoal.cli.resources",
     "shoal.cli.workloads",
     "shoal.cli.containers",
-    "shoal.cli.portforward",  # wip-spdy: `shoal port-forward`
+    "shoal.cli.portforward",
     "shoal.cli.images",
     "shoal.cli.build",
     "shoal.cli.mesh",

@@ -47,7 +47,7 @@ from shoal.controllers.cronjobs import CronJobController
 from shoal.controllers.deployment import (DeploymentController, RollbackResult, RolloutState,
                                          history, rollback, rollout_state)
 from shoal.controllers.endpoints import EndpointsController
-from shoal.controllers.endpointslices import EndpointSliceController  # wip-netpol
+from shoal.controllers.endpointslices import EndpointSliceController
 from shoal.controllers.errors import ControllerError, RevisionNotFound
 from shoal.controllers.events import EventRecorder
 from shoal.controllers.eventttl import EventTTL
@@ -92,7 +92,7 @@ def build_manager(client: ApiClient, settings: Settings,
                             poll=options.namespace_poll,
                             ca_cert=settings.pki_dir / "ca.crt").controller(),
         EndpointsController(manager, EventRecorder(client, "endpoint-controller")).controller(),
-        EndpointSliceController(manager, EventRecorder(client, "endpoint-slice-controller")).controller(),  # wip-netpol
+        EndpointSliceController(manager, EventRecorder(client, "endpoint-slice-controller")).controller(),
         Scheduler(manager, EventRecorder(client, "default-scheduler"), node).controller(),
         StatefulSetController(manager, EventRecorder(client, "statefulset-controller")).controller(),
         DaemonSetController(manager, EventRecorder(client, "daemonset-controller")).controller(),
