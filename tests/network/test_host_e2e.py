@@ -41,7 +41,7 @@ async def test_setup_host_is_idempotent_and_keeps_service_rules(net, settings, p
     await net.setup_host()
     assert await pods.wget(f"http://{ip}/") == (0, "a")
     jumps = sh("iptables-save").count(f'--comment "shoal {settings.chain_prefix}"')
-    assert jumps == 5  # nat PREROUTING/OUTPUT/POSTROUTING, filter FORWARD/OUTPUT: once each
+    assert jumps == 6  # nat PREROUTING/OUTPUT/POSTROUTING, filter FORWARD/OUTPUT/INPUT: once each
 
 
 async def test_teardown_leaves_nothing(settings, netns_prefix, procs):
